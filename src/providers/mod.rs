@@ -1,0 +1,1 @@
+//! Metric providers (`MetricProvider`), one file per backend, plus a fake for tests.

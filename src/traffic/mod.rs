@@ -1,0 +1,1 @@
+//! Traffic routers (`TrafficRouter`), one file per provider, plus a fake for tests.

@@ -32,6 +32,16 @@ impl Faults {
         });
     }
 
+    /// How many injected failures are still pending.
+    pub fn pending(&self) -> usize {
+        self.rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|r| r.remaining)
+            .sum()
+    }
+
     /// Remove every pending fault.
     pub fn clear(&self) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();

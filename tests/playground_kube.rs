@@ -2,6 +2,9 @@
 //! kind, status and scale subresources, validation, selectors and paging, finalizers and
 //! garbage collection, fault injection, and a watcher and reflector surviving a forced 410.
 
+// Helpers outside `#[test]` functions unwrap too; clippy.toml only covers test bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent};

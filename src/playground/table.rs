@@ -61,6 +61,7 @@ pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn cell(v: Option<&Value>, type_: &str) -> Value {
     match v {
+        None | Some(Value::Null) if type_ == "integer" => json!(0),
         None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) if type_ == "date" => json!(human_age(Some(s))),
         Some(Value::String(s)) => json!(s),

@@ -60,7 +60,7 @@ fn pod_spec_defaults(spec: &mut Map<String, Value>) {
 }
 
 /// Standard base64 (RFC 4648) for `Secret.stringData`.
-fn base64(bytes: &[u8]) -> String {
+pub(super) fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

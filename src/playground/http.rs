@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::faults::Faults;
 use super::openapi;
 use super::ops::{Api, DeleteOpts, ListOpts, PatchType, Target, WriteOpts};
+use super::protobuf;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::table;
 use super::watch::{self, WatchOpts};
@@ -267,7 +268,10 @@ fn parse_any(bytes: &[u8]) -> Result<Value, ApiError> {
 
 fn parse_body(p: &Parsed, bytes: &[u8]) -> Result<Value, ApiError> {
     let ct = p.header(header::CONTENT_TYPE);
-    if ct.contains("protobuf") || ct.contains("cbor") {
+    if ct.contains("protobuf") {
+        return protobuf::decode(bytes);
+    }
+    if ct.contains("cbor") {
         return Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
         )));

@@ -15,6 +15,7 @@ mod http;
 mod openapi;
 pub mod ops;
 mod patch;
+mod protobuf;
 pub mod registry;
 mod selectors;
 pub mod simulation;

@@ -38,6 +38,9 @@ pub struct WatchEvent {
     pub rv: u64,
     pub kind: EventType,
     pub object: Arc<Value>,
+    /// The object before a MODIFIED change (selector-filtered watches turn a change that
+    /// enters or leaves the selection into ADDED or DELETED, as the real server does).
+    pub previous: Option<Arc<Value>>,
     /// The serialized watch line, built once by the first watch that sends it.
     line: OnceLock<Bytes>,
 }
@@ -48,6 +51,7 @@ impl WatchEvent {
             rv,
             kind,
             object,
+            previous: None,
             line: OnceLock::new(),
         }
     }
@@ -402,7 +406,11 @@ impl Collection {
                 (EventType::Deleted, Arc::new(v), rv)
             }
         };
-        let event = Arc::new(WatchEvent::new(rv, kind, object.clone()));
+        let mut event = WatchEvent::new(rv, kind, object.clone());
+        if kind == EventType::Modified {
+            event.previous = current.clone();
+        }
+        let event = Arc::new(event);
         inner.history.push_back(event.clone());
         while inner.history.len() > store.history_limit {
             if let Some(old) = inner.history.pop_front() {

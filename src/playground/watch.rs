@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::ops::Api;
 use super::registry::{ResourceDef, View};
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{Collection, Store, WatchEvent, WatchStart, watch_line};
+use super::store::{Collection, EventType, Store, WatchEvent, WatchStart, watch_line};
 use super::table;
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -56,6 +56,34 @@ impl Filter {
             self.line(event)
         } else {
             watch_line("ADDED", &event.object)
+        }
+    }
+
+    /// The line this watch sends for an event, if any: a MODIFIED change that moves the
+    /// object into or out of the selection becomes ADDED or DELETED.
+    fn render(&self, event: &WatchEvent) -> Option<Bytes> {
+        let now = self.keep(&event.object);
+        let before = event.previous.as_ref().map(|p| self.keep(p));
+        match (event.kind, before, now) {
+            (EventType::Modified, Some(false), true) => {
+                Some(self.line_as(EventType::Added, &event.object))
+            }
+            (EventType::Modified, Some(true), false) => {
+                Some(self.line_as(EventType::Deleted, &event.object))
+            }
+            (_, _, true) => Some(self.line(event)),
+            _ => None,
+        }
+    }
+
+    fn line_as(&self, kind: EventType, object: &Value) -> Bytes {
+        if self.table {
+            watch_line(
+                kind.as_str(),
+                &table::from_object(&self.def, &Api::present(&self.def, object)),
+            )
+        } else {
+            watch_line(kind.as_str(), &Api::present(&self.def, object))
         }
     }
 
@@ -139,7 +167,9 @@ pub fn start(
             WatchStart::Replay(replay) => {
                 for ev in replay {
                     last_rv = ev.rv;
-                    if filter.keep(&ev.object) && tx.send(filter.line(&ev)).await.is_err() {
+                    if let Some(line) = filter.render(&ev)
+                        && tx.send(line).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -147,7 +177,7 @@ pub fn start(
             WatchStart::Initial { objects, rv } => {
                 last_rv = rv;
                 for obj in objects {
-                    let ev = WatchEvent::new(rv, super::store::EventType::Added, obj);
+                    let ev = WatchEvent::new(rv, EventType::Added, obj);
                     if filter.keep(&ev.object) && tx.send(filter.line_initial(&ev)).await.is_err() {
                         return;
                     }
@@ -173,7 +203,7 @@ pub fn start(
                             continue;
                         }
                         last_rv = ev.rv;
-                        if filter.keep(&ev.object) && tx.send(filter.line(&ev)).await.is_err() {
+                        if let Some(line) = filter.render(&ev) && tx.send(line).await.is_err() {
                             return;
                         }
                     }
@@ -181,7 +211,7 @@ pub fn start(
                         Ok(missed) => {
                             for ev in missed {
                                 last_rv = ev.rv;
-                                if filter.keep(&ev.object) && tx.send(filter.line(&ev)).await.is_err() {
+                                if let Some(line) = filter.render(&ev) && tx.send(line).await.is_err() {
                                     return;
                                 }
                             }
@@ -200,7 +230,7 @@ pub fn start(
                             continue;
                         }
                         last_rv = ev.rv;
-                        if filter.keep(&ev.object) && tx.send(filter.line(&ev)).await.is_err() {
+                        if let Some(line) = filter.render(&ev) && tx.send(line).await.is_err() {
                             return;
                         }
                     }

@@ -171,6 +171,7 @@ async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>
         field_manager: field_manager(&p),
         dry_run: p.q("dryRun") == Some("All"),
         force: p.flag("force"),
+        strict: p.q("fieldValidation") == Some("Strict"),
     };
     let as_table = p.header(header::ACCEPT).contains("as=Table");
     match verb {

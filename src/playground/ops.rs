@@ -34,6 +34,9 @@ pub struct WriteOpts {
     pub field_manager: String,
     pub dry_run: bool,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields of custom resources are an error instead of
+    /// being pruned silently.
+    pub strict: bool,
 }
 
 /// The kind of a PATCH body.
@@ -305,6 +308,18 @@ impl Api {
     /// `AlreadyExists`, `Invalid`, `BadRequest`, `NotFound` (namespace), `Forbidden`
     /// (terminating namespace).
     pub fn create(&self, t: &Target, body: Value, opts: &WriteOpts) -> Result<Value, ApiError> {
+        self.create_with(t, body, opts, None)
+    }
+
+    /// Create, with `managedFields` already computed (server-side apply of a new object) or
+    /// recorded here for the writer.
+    pub(super) fn create_with(
+        &self,
+        t: &Target,
+        body: Value,
+        opts: &WriteOpts,
+        managed: Option<Value>,
+    ) -> Result<Value, ApiError> {
         if !body.is_object() {
             return Err(ApiError::BadRequest(
                 "the request body must be a JSON object".into(),
@@ -367,15 +382,18 @@ impl Api {
                 m.remove("status");
             }
         }
-        self.admit(&t.def, &mut obj, None)?;
+        self.admit(&t.def, &mut obj, None, opts.strict)?;
         let api_version = t.def.api_version();
         let lists = Self::lists(&t.def);
-        apply::record_update(
-            None,
-            &mut obj,
-            &Self::writer(t, opts, &api_version, &time),
-            &*lists,
-        );
+        match managed {
+            Some(m) => _ = meta(&mut obj).insert("managedFields".into(), m),
+            None => apply::record_update(
+                None,
+                &mut obj,
+                &Self::writer(t, opts, &api_version, &time),
+                &*lists,
+            ),
+        }
         if opts.dry_run {
             return Ok(Self::present(&t.def, &obj));
         }
@@ -438,6 +456,7 @@ impl Api {
         def: &ResourceDef,
         obj: &mut Value,
         old: Option<&Value>,
+        strict: bool,
     ) -> Result<(), ApiError> {
         if def.builtin {
             defaults::apply(&def.kind, obj, &|| self.cluster_ip());
@@ -453,7 +472,18 @@ impl Api {
                 crd_status(obj);
             }
         } else if let Some(schema) = &def.schema {
-            let causes = validation::prune_default_validate(schema, obj);
+            let (causes, pruned) = validation::prune_default_validate(schema, obj);
+            if strict && !pruned.is_empty() {
+                let fields = pruned
+                    .iter()
+                    .map(|p| format!("unknown field \"{p}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ApiError::BadRequest(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {fields}",
+                    def.kind, def.version, def.kind
+                )));
+            }
             if !causes.is_empty() {
                 let name = str_of(obj, "/metadata/name")
                     .unwrap_or_default()

@@ -253,6 +253,49 @@ impl Api {
     /// # Errors
     /// `BadRequest` for a malformed continue token, `Gone` for an expired one.
     pub fn list(&self, t: &Target, opts: &ListOpts) -> Result<Value, ApiError> {
+        let (items, metadata) = self.list_items(t, opts)?;
+        let items: Vec<Value> = items.iter().map(|o| Self::present(&t.def, o)).collect();
+        Ok(
+            json!({"kind": t.def.list_kind(), "apiVersion": t.def.api_version(), "metadata": metadata, "items": items}),
+        )
+    }
+
+    /// LIST, serialized straight from the stored objects (no per-item copies): the HTTP path.
+    ///
+    /// # Errors
+    /// As `list`.
+    pub fn list_json(&self, t: &Target, opts: &ListOpts) -> Result<Vec<u8>, ApiError> {
+        let (items, metadata) = self.list_items(t, opts)?;
+        let api_version = t.def.api_version();
+        let mut out = Vec::with_capacity(64 + items.len() * 1024);
+        let head =
+            json!({"kind": t.def.list_kind(), "apiVersion": api_version, "metadata": metadata});
+        let head = serde_json::to_vec(&head).map_err(|e| ApiError::Internal(e.to_string()))?;
+        // `head` ends with `}`: reopen it to append the items.
+        out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+        out.extend_from_slice(b",\"items\":[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let native = t.def.view == View::Native
+                && item.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str());
+            let written = if native {
+                serde_json::to_writer(&mut out, &**item)
+            } else {
+                serde_json::to_writer(&mut out, &Self::present(&t.def, item))
+            };
+            written.map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    fn list_items(
+        &self,
+        t: &Target,
+        opts: &ListOpts,
+    ) -> Result<(Vec<Arc<Value>>, Value), ApiError> {
         let after = match &opts.continue_token {
             Some(tok) => Some(decode_continue(tok)?),
             None => None,
@@ -282,10 +325,7 @@ impl Api {
             );
             metadata["continue"] = json!(encode_continue(&key));
         }
-        let items: Vec<Value> = items.iter().map(|o| Self::present(&t.def, o)).collect();
-        Ok(
-            json!({"kind": t.def.list_kind(), "apiVersion": t.def.api_version(), "metadata": metadata, "items": items}),
-        )
+        Ok((items, metadata))
     }
 
     pub(super) fn writer<'a>(

@@ -529,6 +529,30 @@ async fn selectors_and_paging() {
         }
     }
     assert_eq!(seen.len(), 7, "paging returns every object once: {seen:?}");
+
+    // An exact list at an old version the playground cannot reconstruct is 410 Expired.
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let exact = ListParams::default()
+        .at(&rv)
+        .matching(kube::api::VersionMatch::Exact);
+    assert_eq!(
+        cms.list(&exact).await.unwrap().items.len(),
+        7,
+        "nothing changed since: served"
+    );
+    cms.delete("cm0", &Default::default()).await.unwrap();
+    let gone = api_error(cms.list(&exact).await.unwrap_err());
+    assert_eq!(
+        (gone.code, gone.reason.as_str()),
+        (410, "Expired"),
+        "{gone:?}"
+    );
     pg.shutdown().await;
 }
 

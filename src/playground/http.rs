@@ -177,6 +177,9 @@ async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>
     match verb {
         "watch" => Ok(watch_response(server, &p, &target)?),
         "list" => {
+            if p.q("resourceVersionMatch") == Some("Exact") {
+                exact_list_possible(server, &target, p.q("resourceVersion").unwrap_or_default())?;
+            }
             if as_table {
                 let list = api.list(&target, &list_opts(&p)?)?;
                 Ok(ok(200, &table::from_list(&target.def, &list)))
@@ -250,6 +253,23 @@ async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>
                 &api.delete_collection(&target, &list_opts(&p)?, &d)?,
             ))
         }
+    }
+}
+
+/// A list at an exact older resourceVersion can be served only when nothing in the collection
+/// changed since (the playground keeps no snapshots); otherwise `410 Expired`, as a real server
+/// answers for a compacted version.
+fn exact_list_possible(server: &Server, target: &Target, rv: &str) -> Result<(), ApiError> {
+    let rv: u64 = rv
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {rv:?}")))?;
+    let collection = server.api.store.collection(&target.def.storage);
+    match collection.events_since(rv) {
+        Ok(later) if later.is_empty() => Ok(()),
+        _ => Err(ApiError::Gone(format!(
+            "too old resource version: {rv} ({})",
+            server.api.store.current_rv()
+        ))),
     }
 }
 

@@ -76,6 +76,8 @@ spec:
           spec:
             type: object
             required: [size]
+            x-kubernetes-validations:
+            - {rule: "self.size != 'large' || self.replicas <= 5", message: "large widgets run at most 5 replicas"}
             properties:
               size: {type: string, enum: [small, large]}
               replicas: {type: integer, minimum: 0, default: 1}
@@ -401,6 +403,26 @@ async fn custom_resources_validate_default_prune_and_reject_strategic_patches() 
         both.data["spec"]["ports"],
         json!([{"name": "http", "port": 80}, {"name": "grpc", "port": 90}])
     );
+    // CEL rules (x-kubernetes-validations) are enforced.
+    let cel = api_error(
+        api.create(
+            &PostParams::default(),
+            &widget("big", json!({"size": "large", "replicas": 6})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(cel.code, 422, "{cel:?}");
+    assert!(
+        cel.message.contains("large widgets run at most 5 replicas"),
+        "{cel:?}"
+    );
+    api.create(
+        &PostParams::default(),
+        &widget("big", json!({"size": "large", "replicas": 5})),
+    )
+    .await
+    .unwrap();
     pg.shutdown().await;
 }
 

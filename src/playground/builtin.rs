@@ -235,6 +235,7 @@ pub fn builtin_defs() -> Vec<ResourceDef> {
                 builtin: true,
                 generation: b.generation,
                 schema: None,
+                cel: false,
                 printer_columns: Vec::new(),
                 storage: if events_v1 {
                     GroupResource::new("", "events")

@@ -524,6 +524,10 @@ impl Api {
                     def.kind, def.version, def.kind
                 )));
             }
+            let mut causes = causes;
+            if def.cel {
+                causes.extend(cel_causes(schema, obj, old));
+            }
             if !causes.is_empty() {
                 let name = str_of(obj, "/metadata/name")
                     .unwrap_or_default()
@@ -574,6 +578,26 @@ fn crd_status(crd: &mut Value) {
                 cond("Established", "InitialNamesAccepted", "the initial names have been accepted"),
             ],
         }));
+    }
+}
+
+/// Evaluate the schema's CEL `x-kubernetes-validations` rules (transition rules see `old`).
+fn cel_causes(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<super::error::Cause> {
+    thread_local! {
+        // Registering the Kubernetes CEL functions is costly: once per thread.
+        static CEL: kube::core::cel::Validator = kube::core::cel::Validator::new();
+    }
+    match CEL.with(|v| v.validate(schema, obj, old)) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_vec()
+            .into_iter()
+            .map(|e| super::error::Cause {
+                reason: e.reason.unwrap_or_else(|| "FieldValueInvalid".to_string()),
+                message: format!("Invalid value: {}", e.message),
+                field: e.field_path,
+            })
+            .collect(),
     }
 }
 

@@ -77,6 +77,8 @@ pub struct ResourceDef {
     pub generation: bool,
     /// The CRD's `openAPIV3Schema` for this version.
     pub schema: Option<Arc<Value>>,
+    /// Whether the schema carries CEL `x-kubernetes-validations` rules.
+    pub cel: bool,
     pub printer_columns: Vec<PrinterColumn>,
     pub storage: GroupResource,
     pub view: View,
@@ -305,6 +307,9 @@ pub fn crd_defs(crd: &Value) -> Result<Vec<ResourceDef>, ApiError> {
                 .pointer("/schema/openAPIV3Schema")
                 .cloned()
                 .map(Arc::new),
+            cel: version
+                .pointer("/schema/openAPIV3Schema")
+                .is_some_and(|s| s.to_string().contains("x-kubernetes-validations")),
             printer_columns,
             storage: GroupResource::new(group, plural),
             view: View::Native,

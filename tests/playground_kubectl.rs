@@ -273,6 +273,32 @@ async fn apply_get_and_rollout_of_builtins_and_custom_resources() {
         err.contains("Error from server (NotFound): deployments.apps \"nope\" not found"),
         "{err}"
     );
+    // `kubectl create deployment` sends protobuf.
+    kubectl(
+        &pg,
+        &[
+            "create",
+            "deployment",
+            "made",
+            "--image=example/made:2",
+            "--replicas=2",
+            "--port=8080",
+        ],
+    )
+    .await;
+    kubectl(
+        &pg,
+        &["rollout", "status", "deployment/made", "--timeout=20s"],
+    )
+    .await;
+    let made = json(&pg, &["get", "deployment", "made"]).await;
+    let c = &made["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        (c["image"].as_str(), c["ports"][0]["containerPort"].as_i64()),
+        (Some("example/made:2"), Some(8080)),
+        "{made}"
+    );
+    assert_eq!(made["status"]["readyReplicas"], 2, "{made}");
     pg.shutdown().await;
 }
 

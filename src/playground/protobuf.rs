@@ -1,6 +1,8 @@
 //! A small decoder for the Kubernetes protobuf envelope, for the request bodies kubectl's typed
 //! clients send as `application/vnd.kubernetes.protobuf` (`kubectl create namespace`,
-//! `configmap`, `secret`). Other kinds are answered with `415`. Pure.
+//! `configmap`, `secret`, `deployment`; for Deployments only the fields `kubectl create` sets:
+//! replicas, selector, template labels and containers' name, image, command, args, ports, env).
+//! Other kinds are answered with `415`. Pure.
 
 use super::defaults::base64;
 use super::error::ApiError;
@@ -144,6 +146,105 @@ fn object_meta(b: &[u8]) -> Result<Value, ApiError> {
     Ok(Value::Object(m))
 }
 
+fn int(v: u64) -> Value {
+    // int32/int64 fields are varints of the two's-complement value.
+    json!(v as i64)
+}
+
+fn label_selector(b: &[u8]) -> Result<Value, ApiError> {
+    let mut match_labels = Map::new();
+    for (n, f) in fields(b)? {
+        if let (1, Field::Bytes(x)) = (n, f) {
+            map_entry(x, false, &mut match_labels)?;
+        }
+    }
+    Ok(json!({"matchLabels": match_labels}))
+}
+
+fn container(b: &[u8]) -> Result<Value, ApiError> {
+    let mut c = Map::new();
+    let (mut command, mut args, mut ports, mut env) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Bytes(x)) => put(&mut c, "name", x),
+            (2, Field::Bytes(x)) => put(&mut c, "image", x),
+            (3, Field::Bytes(x)) => command.push(text(x)),
+            (4, Field::Bytes(x)) => args.push(text(x)),
+            (6, Field::Bytes(x)) => {
+                let mut p = Map::new();
+                for (pn, pf) in fields(x)? {
+                    match (pn, pf) {
+                        (1, Field::Bytes(v)) => put(&mut p, "name", v),
+                        (3, Field::Varint(v)) => _ = p.insert("containerPort".into(), int(v)),
+                        (4, Field::Bytes(v)) => put(&mut p, "protocol", v),
+                        _ => {}
+                    }
+                }
+                ports.push(Value::Object(p));
+            }
+            (7, Field::Bytes(x)) => {
+                let mut e = Map::new();
+                for (en, ef) in fields(x)? {
+                    match (en, ef) {
+                        (1, Field::Bytes(v)) => put(&mut e, "name", v),
+                        (2, Field::Bytes(v)) => _ = e.insert("value".into(), text(v)),
+                        _ => {}
+                    }
+                }
+                env.push(Value::Object(e));
+            }
+            (14, Field::Bytes(x)) => put(&mut c, "imagePullPolicy", x),
+            _ => {}
+        }
+    }
+    for (k, v) in [
+        ("command", command),
+        ("args", args),
+        ("ports", ports),
+        ("env", env),
+    ] {
+        if !v.is_empty() {
+            c.insert(k.into(), Value::Array(v));
+        }
+    }
+    Ok(Value::Object(c))
+}
+
+/// The parts of a `DeploymentSpec` that `kubectl create deployment` sets.
+fn deployment_spec(b: &[u8]) -> Result<Value, ApiError> {
+    let mut spec = Map::new();
+    for (n, f) in fields(b)? {
+        match (n, f) {
+            (1, Field::Varint(v)) => _ = spec.insert("replicas".into(), int(v)),
+            (2, Field::Bytes(x)) => _ = spec.insert("selector".into(), label_selector(x)?),
+            (3, Field::Bytes(x)) => {
+                let mut template = Map::new();
+                for (tn, tf) in fields(x)? {
+                    match (tn, tf) {
+                        (1, Field::Bytes(m)) => {
+                            _ = template.insert("metadata".into(), object_meta(m)?)
+                        }
+                        (2, Field::Bytes(ps)) => {
+                            let mut containers = Vec::new();
+                            for (pn, pf) in fields(ps)? {
+                                if let (2, Field::Bytes(cb)) = (pn, pf) {
+                                    containers.push(container(cb)?);
+                                }
+                            }
+                            template.insert("spec".into(), json!({"containers": containers}));
+                        }
+                        _ => {}
+                    }
+                }
+                spec.insert("template".into(), Value::Object(template));
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(spec))
+}
+
 /// Decode a protobuf request body into the JSON object it encodes.
 ///
 /// # Errors
@@ -197,10 +298,13 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
                     obj.insert("spec".into(), json!({"finalizers": finalizers}));
                 }
             }
-            ("ConfigMap" | "Secret" | "Namespace", _, _) => {}
+            ("Deployment", 2, Field::Bytes(x)) => {
+                _ = obj.insert("spec".into(), deployment_spec(x)?)
+            }
+            ("ConfigMap" | "Secret" | "Namespace" | "Deployment", _, _) => {}
             _ => {
                 return Err(ApiError::UnsupportedMediaType(format!(
-                    "the playground decodes protobuf only for ConfigMap, Secret and Namespace (got {kind}); send JSON (e.g. kubectl apply)"
+                    "the playground decodes protobuf only for ConfigMap, Secret, Namespace and Deployment (got {kind}); send JSON (e.g. kubectl apply)"
                 )));
             }
         }

@@ -369,9 +369,12 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, writer: &Writer, list
                 .collect()
         }
     };
+    let own_sub = writer.subresource.map(str::to_string);
     for e in &mut entries {
         e.fields.retain(|p| new_set.contains(p));
-        if e.manager != writer.manager {
+        let own =
+            e.manager == writer.manager && e.operation == "Update" && e.subresource == own_sub;
+        if !own {
             e.fields.retain(|p| !changed.contains(p));
         }
     }
@@ -412,7 +415,12 @@ pub fn server_side_apply(
     let mut entries = read_managed(current);
     let new_set = field_set(applied, lists);
     let mut conflicts = Vec::new();
-    for e in entries.iter_mut().filter(|e| e.manager != writer.manager) {
+    let sub = writer.subresource.map(str::to_string);
+    // A manager is its name, operation and subresource: the applier's own earlier Updates are
+    // another manager, as on a real server.
+    let same =
+        |e: &Managed| e.manager == writer.manager && e.operation == "Apply" && e.subresource == sub;
+    for e in entries.iter_mut().filter(|e| !same(e)) {
         let clashing: Vec<Path> = e
             .fields
             .intersection(&new_set)
@@ -457,7 +465,6 @@ pub fn server_side_apply(
             message: format!("Apply failed with {} conflict(s):\n{list}", conflicts.len()),
         });
     }
-    let sub = writer.subresource.map(str::to_string);
     let previous: FieldSet = entries
         .iter()
         .find(|e| e.manager == writer.manager && e.operation == "Apply" && e.subresource == sub)
@@ -465,7 +472,7 @@ pub fn server_side_apply(
         .unwrap_or_default();
     let others: FieldSet = entries
         .iter()
-        .filter(|e| e.manager != writer.manager)
+        .filter(|e| !same(e))
         .flat_map(|e| e.fields.iter().cloned())
         .collect();
     let mut merged = current.clone();
@@ -478,9 +485,6 @@ pub fn server_side_apply(
     entries.retain(|e| {
         !(e.manager == writer.manager && e.operation == "Apply" && e.subresource == sub)
     });
-    for e in entries.iter_mut().filter(|e| e.manager == writer.manager) {
-        e.fields.retain(|p| !new_set.contains(p));
-    }
     entries.push(Managed {
         manager: writer.manager.to_string(),
         operation: "Apply".into(),
@@ -540,6 +544,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(forced["spec"]["replicas"], 3);
+        // An earlier Update by the same manager name is another manager for conflicts.
+        let mut updated = forced.clone();
+        updated["spec"]["replicas"] = json!(4);
+        record_update(Some(&forced), &mut updated, &w("two"), lists);
+        let clash = server_side_apply(
+            &updated,
+            &json!({"spec": {"replicas": 3}}),
+            &w("two"),
+            false,
+            lists,
+        );
+        assert_eq!(clash.unwrap_err().code(), 409);
         let managers: Vec<_> = read_managed(&forced)
             .into_iter()
             .map(|m| (m.manager, m.fields.len()))

@@ -423,6 +423,17 @@ async fn custom_resources_validate_default_prune_and_reject_strategic_patches() 
     )
     .await
     .unwrap();
+    // Deleting the CRD stops serving the resource and deletes its objects.
+    let crds: Api<CustomResourceDefinition> = Api::all(pg.client());
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the widgets to be deleted with their CRD", || async {
+        (pg.object_count("example.com", "widgets") == 0).then_some(())
+    })
+    .await;
+    let gone = api_error(api.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!(gone.code, 404, "{gone:?}");
     pg.shutdown().await;
 }
 

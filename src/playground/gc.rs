@@ -38,10 +38,11 @@ pub async fn run(
                     == GroupResource::new("apiextensions.k8s.io", "customresourcedefinitions")
                 {
                     let name = str_of(&obj, "/metadata/name").unwrap_or_default();
-                    api.registry.unregister_crd(name);
                     let group = str_of(&obj, "/spec/group").unwrap_or_default();
                     let plural = str_of(&obj, "/spec/names/plural").unwrap_or_default();
+                    // Delete the instances while the resource is still served, then stop serving it.
                     clear_collection(&api, &GroupResource::new(group, plural), None);
+                    api.registry.unregister_crd(name);
                 }
             }
             EventType::Added | EventType::Modified => {

@@ -477,6 +477,28 @@ async fn status_and_scale_subresources() {
         "status writes do not bump generation"
     );
 
+    let applied = api
+        .patch_status(
+            "s",
+            &PatchParams::apply("widget-controller").force(),
+            &Patch::Apply(json!({"apiVersion": "example.com/v1", "kind": "Widget", "status": {"phase": "Applied", "replicas": 2, "selector": "app=demo"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.data["status"]["phase"], "Applied");
+    assert_eq!(applied.data["spec"]["size"], "small");
+    let status_managers: Vec<_> = applied
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .map(|m| (m.manager.unwrap(), m.operation.unwrap()))
+        .collect();
+    assert!(
+        status_managers.contains(&("widget-controller".to_string(), "Apply".to_string())),
+        "{status_managers:?}"
+    );
     let scale = api.get_scale("s").await.unwrap();
     assert_eq!(scale.spec.unwrap().replicas, Some(2));
     assert_eq!(

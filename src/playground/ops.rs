@@ -74,8 +74,11 @@ pub struct Api {
     seed: u64,
 }
 
-pub(super) fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// The current time as the API server writes timestamps (RFC 3339, seconds, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 pub(super) fn meta(v: &mut Value) -> &mut Map<String, Value> {

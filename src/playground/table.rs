@@ -11,12 +11,10 @@ fn col(name: &str, type_: &str, format: &str, description: &str, priority: i64) 
 
 /// Human age (`5s`, `3m2s`, `4h`, `2d`), as kubectl prints it.
 pub fn human_age(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()) else {
+    let Some(t) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {
         return "<unknown>".into();
     };
-    let secs = (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
-        .num_seconds()
-        .max(0);
+    let secs = jiff::Timestamp::now().duration_since(t).as_secs().max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 600 => format!("{}m{}s", s / 60, s % 60),

@@ -249,7 +249,7 @@ impl Sim {
     /// Record a core Event about `obj`, as the real controllers do.
     fn event(&self, obj: &Value, reason: &str, message: String, component: &str) {
         let (ns, name) = key_of(obj);
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let now = crate::playground::ops::now();
         let ev = json!({
             "metadata": {"name": format!("{name}.{}", self.api.suffix()), "namespace": ns},
             "involvedObject": {

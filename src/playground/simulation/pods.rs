@@ -42,7 +42,7 @@ pub fn start(sim: &Sim, key: &Key) {
         return;
     }
     let b = behaviour(sim, &pod);
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let now = crate::playground::ops::now();
     let ready = b == PodBehaviour::Ready;
     let uid = pod
         .pointer("/metadata/uid")

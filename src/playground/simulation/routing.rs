@@ -35,7 +35,7 @@ pub fn accept(sim: &Sim, resource: &GroupResource, key: &Key) {
     if obj.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let now = crate::playground::ops::now();
     let generation = obj
         .pointer("/metadata/generation")
         .cloned()

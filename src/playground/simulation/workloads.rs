@@ -210,7 +210,7 @@ pub fn deployment(sim: &Sim, key: &Key) {
         25,
     );
     let complete = updated == desired && replicas == desired && available == desired;
-    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let now = crate::playground::ops::now();
     let old_conds = d
         .pointer("/status/conditions")
         .cloned()

@@ -68,9 +68,8 @@ fn desired_counts(p: &Plan, c: &Canary, i: usize) -> (i32, i32) {
 /// The ReplicaSets are at the desired counts of step `i` (what `setWeight` and
 /// `setCanaryScale` wait for).
 fn at_desired_counts(p: &Plan, c: &Canary, i: usize) -> bool {
-    let (canary, stable) = desired_counts(p, c, i);
-    let new_ok = p.new_spec() == canary
-        && p.new_available() >= progress_threshold(c.progress_threshold.as_ref(), canary);
+    let (_, stable) = desired_counts(p, c, i);
+    let new_ok = canary_ready(p, c, i);
     let stable_ok = p.stable_rs().map_or(stable == 0, |rs| {
         rs.desired_replicas == stable && rs.available_replicas >= stable
     });
@@ -79,6 +78,15 @@ fn at_desired_counts(p: &Plan, c: &Canary, i: usize) -> bool {
             .iter()
             .all(|rs| rs.desired_replicas == 0 && rs.replicas == 0);
     new_ok && stable_ok && others_ok
+}
+
+/// The canary side of step `i` is ready: what traffic may be shifted toward. Under
+/// dynamicStableScale the stable shrinks only after the weight moved, so it cannot be a
+/// precondition of the weight.
+fn canary_ready(p: &Plan, c: &Canary, i: usize) -> bool {
+    let (canary, _) = desired_counts(p, c, i);
+    p.new_spec() == canary
+        && p.new_available() >= progress_threshold(c.progress_threshold.as_ref(), canary)
 }
 
 fn canary_status<'p>(p: &'p mut Plan) -> &'p mut CanaryStatus {
@@ -255,6 +263,15 @@ pub fn reconcile(p: &mut Plan, c: &Canary) {
     }
     if !p.promoted() && !p.status.abort && !p.status.promote_full && !p.halted() {
         step_loop(p, c);
+        // The cursor may have reached the background analysis' starting step just now.
+        let started = p
+            .status
+            .canary
+            .as_ref()
+            .is_some_and(|s| s.current_background_analysis_run_status.is_some());
+        if !started && !p.status.abort {
+            background(p, c);
+        }
     }
     if !p.halted() {
         promote(p, c);
@@ -389,7 +406,7 @@ fn weights(p: &mut Plan, c: &Canary) {
         } else {
             weights_around(&c.steps, i)
         };
-        if at_desired_counts(p, c, i) {
+        if canary_ready(p, c, i) {
             current
         } else {
             before.min(current)

@@ -84,6 +84,10 @@ pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisio
     scaledown::clear_stale_deadlines(&mut p);
     let (ups, downs, create) = scaledown::scale_actions(&mut p, max_unavailable, &production);
     let deletes = scaledown::history_cleanup(&p, &production);
+    if p.status.abort || p.promoted() {
+        // An aborted or finished update stops every run it started.
+        p.live_runs.clear();
+    }
     let terminate: Vec<Action> = observed
         .analysis_runs
         .iter()
@@ -315,3 +319,6 @@ fn invalid_spec(
         requeue_after: None,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -166,6 +166,10 @@ pub fn scale_actions(
             downs.push(action)
         }
     }
+    if p.new_rs.is_none() && create.is_none() {
+        // Even a halted rollout records its new revision as an empty ReplicaSet.
+        create = Some(0);
+    }
     (ups, downs, create)
 }
 

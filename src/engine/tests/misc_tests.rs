@@ -1,0 +1,1 @@
+//! Validation, conditions, deadlines, history, restart.

@@ -109,7 +109,8 @@ fn progress(p: &mut Plan, b: &BlueGreen) {
         if !saturated(p, preview_size) {
             return;
         }
-        if !p.status.promote_full {
+        // The checkpoint records a promotion already granted (analysis passed, pause over).
+        if !p.status.promote_full && !checkpoint {
             if let Some(analysis) = &b.pre_promotion {
                 let entry = bg_status(p).pre_promotion_analysis_run_status.clone();
                 let base = format!("{}-{}-{}-pre", p.v.name, hash, p.new_revision);

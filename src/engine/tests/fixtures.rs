@@ -355,7 +355,8 @@ pub fn apply(observed: &mut Observed, decision: &Decision) {
                 let svc = svc.get_or_insert_with(Default::default);
                 svc.selector
                     .insert(POD_TEMPLATE_HASH_LABEL.into(), pod_template_hash.clone());
-                svc.managed_by = Some(NAME.into());
+                // The controller records the owner; the simulator does not know the name.
+                svc.managed_by = None;
             }
             Action::SetWeights(_) => observed.weights_verified = None,
             Action::SetHeaderRoute(_) | Action::SetMirrorRoute(_) | Action::RemoveManagedRoutes => {

@@ -61,7 +61,7 @@ pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisio
         out.actions.extend(pass.actions);
         current.status = Some(out.status.clone());
     }
-    out.actions = simulate::compact(out.actions);
+    out.actions = simulate::compact(observed, out.actions);
     out
 }
 

@@ -105,10 +105,11 @@ pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
     }
 }
 
-/// Merges the actions of several passes: a later scale of the same ReplicaSet replaces an
-/// earlier one, and a scale of a ReplicaSet created in an earlier pass becomes its initial
-/// size, so the controller makes one write per object where it can.
-pub fn compact(actions: Vec<Action>) -> Vec<Action> {
+/// Merges the actions of several passes where that changes nothing a pod would notice: a
+/// scale of a ReplicaSet created in an earlier pass becomes its initial size, and a scale
+/// that continues an earlier one in the same direction replaces it. A scale down followed by
+/// a scale up is kept as two writes: the pods removed by the first are really gone.
+pub fn compact(observed: &Observed, actions: Vec<Action>) -> Vec<Action> {
     let mut out: Vec<Action> = Vec::with_capacity(actions.len());
     for action in actions {
         if let Action::ScaleReplicaSet { name, replicas } = &action {
@@ -121,15 +122,25 @@ pub fn compact(actions: Vec<Action>) -> Vec<Action> {
                 *initial = *replicas;
                 continue;
             }
-            out.retain(|a| !matches!(a, Action::ScaleReplicaSet { name: n, .. } if n == name));
-        }
-        if let Action::SetWeights(_) = &action {
-            out.retain(|a| !matches!(a, Action::SetWeights(_)));
-        }
-        if let Action::SetServiceSelector { service, .. } = &action {
-            out.retain(
-                |a| !matches!(a, Action::SetServiceSelector { service: s, .. } if s == service),
-            );
+            let original = observed
+                .replica_sets
+                .iter()
+                .find(|r| &r.name == name)
+                .map_or(0, |r| r.desired_replicas);
+            let earlier = out
+                .iter()
+                .rposition(|a| matches!(a, Action::ScaleReplicaSet { name: n, .. } if n == name));
+            if let Some(i) = earlier
+                && let Action::ScaleReplicaSet {
+                    replicas: first, ..
+                } = &out[i]
+                && (*first - original).signum() * (*replicas - *first).signum() >= 0
+            {
+                out.remove(i);
+                if *replicas == original {
+                    continue;
+                }
+            }
         }
         out.push(action);
     }

@@ -198,8 +198,11 @@ fn config() -> ProptestConfig {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(96);
+    // Failing seeds are kept beside this file (props.regressions), where the engine lives.
+    let persistence = proptest::test_runner::FileFailurePersistence::WithSource("regressions");
     ProptestConfig {
         cases,
+        failure_persistence: Some(Box::new(persistence)),
         ..ProptestConfig::default()
     }
 }

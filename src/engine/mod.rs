@@ -43,7 +43,7 @@ const MAX_PASSES: usize = 8;
 ///
 /// One pass plans from the world as observed; its own writes can make a further step due at
 /// once (a ReplicaSet scaled to its target completes a step). So `decide` runs passes over
-/// the world as it will be after the writes (`simulate`) until a pass asks for nothing, and
+/// the world as it will be after the writes (`simulate`) until a pass changes nothing, and
 /// returns every pass' actions merged: deciding again on the result asks for nothing.
 pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decision {
     let mut current = rollout.clone();
@@ -52,9 +52,12 @@ pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisio
     for _ in 0..MAX_PASSES {
         let pass = decide_once(&current, &world, now);
         out.events.extend(pass.events);
+        // A pass that only changes status (an abort decided from an analysis verdict) can
+        // still make the next pass act, so the fixpoint covers status too.
+        let settled = pass.actions.is_empty() && current.status.as_ref() == Some(&pass.status);
         out.status = pass.status;
         out.requeue_after = pass.requeue_after;
-        if pass.actions.is_empty() {
+        if settled {
             break;
         }
         simulate::apply_actions(&mut world, &pass.actions);

@@ -300,3 +300,170 @@ proptest! {
         }
     }
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    Settle,
+    SettleOne,
+    Promote,
+    PromoteFull,
+    Abort,
+    Retry,
+    TogglePause,
+    Advance(i64),
+    Runs(AnalysisPhase),
+    NewImage(u8),
+    Verified(Option<bool>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => Just(Op::Settle),
+        2 => Just(Op::SettleOne),
+        2 => Just(Op::Promote),
+        1 => Just(Op::PromoteFull),
+        1 => Just(Op::Abort),
+        1 => Just(Op::Retry),
+        1 => Just(Op::TogglePause),
+        2 => (1..120i64).prop_map(Op::Advance),
+        2 => prop_oneof![Just(AnalysisPhase::Running), Just(AnalysisPhase::Successful), Just(AnalysisPhase::Failed), Just(AnalysisPhase::Inconclusive)].prop_map(Op::Runs),
+        1 => (0..3u8).prop_map(Op::NewImage),
+        1 => prop_oneof![Just(None), Just(Some(true)), Just(Some(false))].prop_map(Op::Verified),
+    ]
+}
+
+prop_compose! {
+    fn walk_rollout()(
+        kind in kind_strategy(),
+        replicas in 1..6i32,
+        steps in proptest::collection::vec(step_strategy(true), 0..5),
+        background in any::<bool>(),
+        pre in any::<bool>(),
+        post in any::<bool>(),
+    ) -> Rollout {
+        let traffic = matches!(kind, Kind::Traffic { .. });
+        let steps: Vec<CanaryStep> = if traffic {
+            steps
+        } else {
+            steps.into_iter().filter(|s| s.set_canary_scale.is_none() && s.set_header_route.is_none()).collect()
+        };
+        let mut b = Rollout::test().replicas(replicas).steps(steps);
+        if background {
+            b = b.with_canary(|c| c.analysis = Some(BackgroundAnalysis { analysis: analysis_of("bg"), starting_step: Some(1) }));
+        }
+        if traffic {
+            b = b.traffic();
+            if let Kind::Traffic { dynamic: true } = kind {
+                b = b.with_canary(|c| c.dynamic_stable_scale = true);
+            }
+        }
+        if let Kind::BlueGreen { preview, auto } = kind {
+            b = b.blue_green(|g| {
+                g.preview_replica_count = preview;
+                g.auto_promotion_enabled = Some(auto);
+                g.pre_promotion_analysis = pre.then(|| analysis_of("pre"));
+                g.post_promotion_analysis = post.then(|| analysis_of("post"));
+            });
+        }
+        b.build()
+    }
+}
+
+fn check(rollout: &Rollout, observed: &Observed, d: &Decision) -> Result<(), TestCaseError> {
+    let ctx = || {
+        format!(
+            "{}\n{}",
+            brief_actions(&d.actions),
+            brief(rollout, observed)
+        )
+    };
+    let Ok(v) = validate(rollout, observed) else {
+        return Ok(());
+    };
+    let mu = match &v.strategy {
+        VStrategy::Canary(x) => x.max_unavailable,
+        VStrategy::BlueGreen(x) => x.max_unavailable,
+    };
+    let mut after = observed.clone();
+    apply(&mut after, d);
+    let floor = total_available(observed).min(v.replicas - mu);
+    prop_assert!(total_available(&after) >= floor, "availability: {}", ctx());
+    if let VStrategy::Canary(vc) = &v.strategy {
+        let idx = usize::try_from(d.status.current_step_index.unwrap_or(0)).unwrap();
+        let promoted = d.status.stable_rs == d.status.current_pod_hash;
+        let bound = if d.status.abort {
+            0
+        } else if promoted || d.status.promote_full || idx >= vc.steps.len() {
+            100
+        } else {
+            weights_around(&vc.steps, idx).0
+        };
+        for a in &d.actions {
+            if let Action::SetWeights(w) = a {
+                prop_assert!(
+                    w.canary.weight <= bound,
+                    "weight {} > {bound}: {}",
+                    w.canary.weight,
+                    ctx()
+                );
+            }
+        }
+    }
+    let mut again_rollout = rollout.clone();
+    again_rollout.status = Some(d.status.clone());
+    let again = decide(&again_rollout, &after, observed_now(d));
+    prop_assert!(
+        again.actions.is_empty(),
+        "not idempotent:\n  {}\nthen\n  {}",
+        ctx(),
+        brief_actions(&again.actions)
+    );
+    Ok(())
+}
+
+thread_local! {
+    static NOW: std::cell::Cell<Option<jiff::Timestamp>> = const { std::cell::Cell::new(None) };
+}
+
+fn observed_now(_: &Decision) -> jiff::Timestamp {
+    NOW.with(|n| n.get()).unwrap_or_else(t0)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: config().cases / 3 + 1, ..config() })]
+
+    #[test]
+    fn random_walks_keep_every_invariant(rollout in walk_rollout(), ops in proptest::collection::vec(op(), 1..25)) {
+        let mut w = World::healthy(rollout);
+        w.set_image("nginx:2");
+        for op in ops {
+            match op {
+                Op::Settle => settle(&mut w.observed),
+                Op::SettleOne => {
+                    if let Some(rs) = w.observed.replica_sets.iter_mut().find(|r| r.available_replicas < r.desired_replicas) {
+                        rs.available_replicas += 1;
+                        rs.ready_replicas = rs.available_replicas;
+                        rs.replicas = rs.desired_replicas;
+                    }
+                }
+                Op::Promote => w.update_status(|s| s.pause_conditions.clear()),
+                Op::PromoteFull => w.update_status(|s| s.promote_full = true),
+                Op::Abort => w.update_status(|s| s.abort = true),
+                Op::Retry => w.update_status(|s| s.abort = false),
+                Op::TogglePause => w.rollout.spec.paused = !w.rollout.spec.paused,
+                Op::Advance(s) => w.advance(s),
+                Op::Runs(phase) => {
+                    for r in w.observed.analysis_runs.iter_mut().filter(|r| !r.terminating) {
+                        r.phase = phase;
+                    }
+                }
+                Op::NewImage(i) => w.set_image(["nginx:1", "nginx:2", "nginx:3"][usize::from(i)]),
+                Op::Verified(v) => w.observed.weights_verified = v,
+            }
+            NOW.with(|n| n.set(Some(w.now)));
+            let d = decide(&w.rollout, &w.observed, w.now);
+            check(&w.rollout, &w.observed, &d)?;
+            w.step();
+        }
+    }
+}

@@ -142,6 +142,9 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
     };
     conditions::counts(&mut p, active.as_deref());
     conditions::finish(&mut p, active.is_some(), restarting);
+    if let Some(w) = &observed.workload {
+        p.status.workload_observed_generation = Some(w.generation.to_string());
+    }
     let workload = workload_action(&p);
 
     let mut actions = Vec::new();

@@ -490,3 +490,21 @@ fn examples_load_and_reach_healthy() {
         assert_eq!(w.status().stable_rs, w.status().current_pod_hash, "{file}");
     }
 }
+
+#[test]
+fn analysis_kind_labels_round_trip() {
+    for kind in [
+        AnalysisKind::Step(3),
+        AnalysisKind::Background,
+        AnalysisKind::PrePromotion,
+        AnalysisKind::PostPromotion,
+    ] {
+        assert_eq!(
+            AnalysisKind::from_labels(&kind.labels()),
+            Some(kind),
+            "{:?}",
+            kind.labels()
+        );
+    }
+    assert_eq!(AnalysisKind::from_labels(&Default::default()), None);
+}

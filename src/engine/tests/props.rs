@@ -418,6 +418,7 @@ fn check(rollout: &Rollout, observed: &Observed, d: &Decision) -> Result<(), Tes
         ctx(),
         brief_actions(&again.actions)
     );
+    prop_assert_eq!(&again.status, &d.status, "status not settled: {}", ctx());
     Ok(())
 }
 

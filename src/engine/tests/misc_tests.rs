@@ -430,6 +430,10 @@ fn workload_ref_takes_template_from_deployment_and_scales_it_down_on_success() {
     w.run();
     assert_eq!(w.spec_of("nginx:1"), 10);
     assert_eq!(
+        w.status().workload_observed_generation.as_deref(),
+        Some("3")
+    );
+    assert_eq!(
         w.observed.workload.as_ref().unwrap().replicas,
         0,
         "{:#?}",

@@ -311,21 +311,35 @@ fn step_kind(step: &CanaryStep, field: &str, max_weight: i32) -> Result<Step, In
     }
     if let Some(s) = &step.set_canary_scale {
         let f = format!("{field}.setCanaryScale");
-        return match (s.replicas, s.weight, s.match_traffic_weight) {
-            (Some(r), None, false) if r >= 0 => Ok(Step::SetCanaryScale(CanaryScale::Replicas(r))),
-            (None, Some(w), false) if (0..=100).contains(&w) => {
-                Ok(Step::SetCanaryScale(CanaryScale::Weight(w)))
-            }
-            (None, None, true) => Ok(Step::SetCanaryScale(CanaryScale::MatchTrafficWeight)),
-            (Some(_), None, false) => Err(invalid(format!("{f}.replicas"), "must not be negative")),
-            (None, Some(_), false) => {
-                Err(invalid(format!("{f}.weight"), "must be between 0 and 100"))
-            }
-            _ => Err(invalid(
+        let set = [
+            s.replicas.is_some(),
+            s.weight.is_some(),
+            s.match_traffic_weight,
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if set != 1 {
+            return Err(invalid(
                 f,
                 "sets exactly one of replicas, weight and matchTrafficWeight",
-            )),
-        };
+            ));
+        }
+        if let Some(r) = s.replicas {
+            return if r >= 0 {
+                Ok(Step::SetCanaryScale(CanaryScale::Replicas(r)))
+            } else {
+                Err(invalid(format!("{f}.replicas"), "must not be negative"))
+            };
+        }
+        if let Some(w) = s.weight {
+            return if (0..=100).contains(&w) {
+                Ok(Step::SetCanaryScale(CanaryScale::Weight(w)))
+            } else {
+                Err(invalid(format!("{f}.weight"), "must be between 0 and 100"))
+            };
+        }
+        return Ok(Step::SetCanaryScale(CanaryScale::MatchTrafficWeight));
     }
     if let Some(a) = &step.analysis {
         check_analysis(a, &format!("{field}.analysis"))?;
@@ -471,14 +485,14 @@ pub fn validate(rollout: &Rollout, observed: &Observed) -> Result<ValidatedRollo
                             "configures no router (gatewayAPI, istio, smi, nginx, traefik or plugins)",
                         ));
                     }
-                    let (canary_svc, stable_svc) = match (&c.canary_service, &c.stable_service) {
-                        (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => (a, b),
-                        _ => {
-                            return Err(invalid(
-                                format!("{f}.canaryService"),
-                                "trafficRouting requires both canaryService and stableService",
-                            ));
-                        }
+                    let named = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+                    let (Some(canary_svc), Some(stable_svc)) =
+                        (named(&c.canary_service), named(&c.stable_service))
+                    else {
+                        return Err(invalid(
+                            format!("{f}.canaryService"),
+                            "trafficRouting requires both canaryService and stableService",
+                        ));
                     };
                     if canary_svc == stable_svc {
                         return Err(invalid(

@@ -398,3 +398,50 @@ fn pod_template_hash_is_pinned() {
     assert_eq!(hash_of("nginx:1"), "rbx6qjl");
     assert_eq!(hash_of("nginx:2"), "9jjrnbl");
 }
+
+#[test]
+fn replica_progress_threshold_lets_a_step_complete_early() {
+    let r = Rollout::test()
+        .traffic()
+        .steps(vec![weight(40), pause()])
+        .with_canary(|c| {
+            c.replica_progress_threshold = Some(ReplicaProgressThreshold {
+                kind: ProgressThresholdType::Pods,
+                value: 2,
+            })
+        })
+        .build();
+    let mut w = World::healthy(r);
+    w.set_image("nginx:2");
+    w.step();
+    assert_eq!(w.spec_of("nginx:2"), 4);
+    let rs = w
+        .observed
+        .replica_sets
+        .iter_mut()
+        .find(|r| r.pod_template_hash.as_deref() == Some(hash_of("nginx:2").as_str()))
+        .unwrap();
+    rs.available_replicas = 1;
+    assert_eq!(w.step().status.current_step_index, Some(0));
+    let rs = w
+        .observed
+        .replica_sets
+        .iter_mut()
+        .find(|r| r.pod_template_hash.as_deref() == Some(hash_of("nginx:2").as_str()))
+        .unwrap();
+    rs.available_replicas = 2;
+    let d = w.step().clone();
+    assert_eq!(d.status.current_step_index, Some(1), "{:#?}", d.status);
+    assert_eq!(
+        d.status
+            .canary
+            .as_ref()
+            .unwrap()
+            .weights
+            .as_ref()
+            .unwrap()
+            .canary
+            .weight,
+        40
+    );
+}

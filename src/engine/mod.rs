@@ -5,7 +5,9 @@
 //! ReplicaSets (hash, collisions, revision), move the cursor for user operations and spec
 //! changes (`cursor`), run the strategy (`canary` or `bluegreen`) on a `Plan`, apply the
 //! safety rules to scaling (`scaledown`), summarise the status (`conditions`), then emit the
-//! actions in a safe order and the earliest timer as `requeue_after`.
+//! actions in a safe order and the earliest timer as `requeue_after`. `decide` repeats that
+//! pass over the world its own writes produce (`simulate`) until nothing changes, so a
+//! decision is a fixpoint: deciding again on its result asks for nothing.
 
 mod bluegreen;
 mod canary;

@@ -409,6 +409,53 @@ fn check(rollout: &Rollout, observed: &Observed, d: &Decision) -> Result<(), Tes
             }
         }
     }
+    let serving: Vec<String> = ["web-canary", "web-stable", "web-active"]
+        .iter()
+        .filter(|name| match (**name, &rollout.spec.strategy.canary) {
+            ("web-active", _) => rollout.spec.strategy.blue_green.is_some(),
+            ("web-canary", Some(c)) => c.canary_service.is_some(),
+            ("web-stable", Some(c)) => c.stable_service.is_some(),
+            (_, _) => false,
+        })
+        .filter_map(|name| after.services.get(*name).cloned().flatten())
+        .filter_map(|svc| svc.selector.get(POD_TEMPLATE_HASH_LABEL).cloned())
+        .chain(d.status.stable_rs.clone())
+        .collect();
+    let new_hash = d.status.current_pod_hash.clone();
+    for a in &d.actions {
+        match a {
+            Action::ScaleReplicaSet { name, replicas } => {
+                let rs = observed
+                    .replica_sets
+                    .iter()
+                    .find(|r| &r.name == name)
+                    .unwrap();
+                if *replicas == 0 && v.replicas > 0 {
+                    prop_assert!(
+                        !serving.contains(rs.pod_template_hash.as_ref().unwrap()),
+                        "{name} still serves: {}",
+                        ctx()
+                    );
+                }
+                if d.status.abort && rs.pod_template_hash == new_hash {
+                    prop_assert!(
+                        *replicas <= rs.desired_replicas,
+                        "canary scaled up after abort: {}",
+                        ctx()
+                    );
+                }
+            }
+            Action::CreateReplicaSet { replicas, .. } if d.status.abort => {
+                prop_assert_eq!(
+                    *replicas,
+                    0,
+                    "canary created with pods after abort: {}",
+                    ctx()
+                );
+            }
+            _ => {}
+        }
+    }
     let mut again_rollout = rollout.clone();
     again_rollout.status = Some(d.status.clone());
     let again = decide(&again_rollout, &after, observed_now(d));

@@ -26,6 +26,22 @@ pub fn prepare(p: &mut Plan, cursor: &Cursor) {
     if pod_changed || steps_changed {
         reset(p, cursor, pod_changed);
     }
+    if !p.promoted() && p.status.stable_rs.is_some() && p.stable_rs().is_none() {
+        // The stable ReplicaSet is gone: nothing is left to compare with or to serve, so the
+        // desired revision becomes stable at once, as on an initial deploy, rather than run
+        // the steps at a fraction of the capacity.
+        p.status.stable_rs = Some(p.hash.clone());
+        p.status.pause_conditions.clear();
+        p.status.controller_pause = false;
+        if cursor.steps_hash.is_some() {
+            p.status.current_step_index = Some(steps_i32(cursor.steps));
+        }
+        p.event(
+            EventKind::Warning,
+            "SkipSteps",
+            "Stable ReplicaSet not found: promoting the desired revision",
+        );
+    }
     p.status.current_pod_hash = Some(p.hash.clone());
     p.status.current_step_hash = cursor.steps_hash.map(str::to_string);
     if cursor.steps_hash.is_some() && p.status.current_step_index.is_none() {

@@ -425,3 +425,28 @@ fn steps_change_resets_the_cursor() {
     w.run();
     assert_eq!((w.spec_of("nginx:2"), w.spec_of("nginx:1")), (3, 7));
 }
+
+#[test]
+fn missing_stable_replicaset_promotes_the_desired_revision() {
+    let mut w = World::healthy(Rollout::test().build());
+    w.set_image("nginx:2");
+    w.run();
+    w.observed
+        .replica_sets
+        .retain(|r| r.pod_template_hash.as_deref() != Some(hash_of("nginx:1").as_str()));
+    let d = w.step().clone();
+    assert_eq!(
+        d.status.stable_rs.as_deref(),
+        Some(hash_of("nginx:2").as_str()),
+        "{:#?}",
+        d.status
+    );
+    assert!(
+        d.events.iter().any(|e| e.reason == "SkipSteps"),
+        "{:?}",
+        d.events
+    );
+    w.run();
+    assert_eq!(w.spec_of("nginx:2"), 10, "full capacity at once");
+    assert_eq!(w.status().phase, Some(RolloutPhase::Healthy));
+}

@@ -5,8 +5,8 @@
 use super::model::{Action, AnalysisKind, EventKind};
 use super::plan::{Plan, Verdict};
 use super::replicas::{
-    Counts, basic_counts, basic_plan, canary_scale_at, dynamic_stable_count, progress_threshold,
-    traffic_canary_count, weights_around,
+    Counts, basic_counts, basic_plan, canary_scale_at, ceil_div, dynamic_stable_count,
+    progress_threshold, traffic_canary_count, weights_around,
 };
 use super::scaledown::{abort_scale_down, old_replica_sets};
 use super::validate::{Canary, Step};
@@ -413,6 +413,21 @@ fn weights(p: &mut Plan, c: &Canary) {
             before.min(current)
         }
     };
+    // Under dynamicStableScale the stable may be smaller than the share it is about to get
+    // back (abort, a lower weight): hold the weights until its pods are available.
+    if c.dynamic_stable_scale
+        && let (Some(prev), Some(hash)) = (&previous, &stable_hash)
+    {
+        let share = t.max_weight - weight;
+        let needed = ceil_div(
+            i64::from(p.v.replicas),
+            i64::from(share),
+            i64::from(t.max_weight),
+        );
+        if share > prev.stable.weight && i64::from(p.available_of(hash)) < needed {
+            return;
+        }
+    }
     let desired = TrafficWeights {
         canary: WeightDestination {
             weight,

@@ -208,8 +208,23 @@ fn dynamic_stable_scale_shrinks_stable_with_weight() {
         w.observed
     );
     w.update_status(|s| s.abort = true);
-    w.run();
+    let d = w.step().clone();
     assert_eq!(w.spec_of("nginx:1"), 10, "abort scales stable back up");
+    assert!(
+        !d.actions.iter().any(|a| matches!(a, Action::SetWeights(_))),
+        "traffic waits for the stable's pods: {d:#?}"
+    );
+    settle(&mut w.observed);
+    let d = w.step().clone();
+    let weights = d
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetWeights(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((weights.canary.weight, weights.stable.weight), (0, 100));
 }
 
 #[test]

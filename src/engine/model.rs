@@ -33,6 +33,9 @@ pub struct Observed {
     /// Whether the traffic routers confirmed the weights in `status.canary.weights`; `None`
     /// when they cannot tell or there is no traffic routing.
     pub weights_verified: Option<bool>,
+    /// Pods of this Rollout created before `spec.restartAt`; `None` when `restartAt` is unset,
+    /// not yet due, or the controller did not count. `Some(0)` completes a restart.
+    pub pods_to_restart: Option<i32>,
 }
 
 /// One ReplicaSet as the engine needs it.
@@ -88,6 +91,12 @@ pub struct ObservedAnalysisRun {
     pub terminating: bool,
 }
 
+/// Label on an AnalysisRun: what it is for (`Step`, `Background`, `PrePromotion`,
+/// `PostPromotion`), the value of `AnalysisKind::label_value`.
+pub const ANALYSIS_KIND_LABEL: &str = "rollout.sluice.dev/analysis-kind";
+/// Label on a step AnalysisRun: the step index.
+pub const STEP_INDEX_LABEL: &str = "rollout.sluice.dev/step-index";
+
 /// What an AnalysisRun is for. Recorded on the run as a label so observe can read it back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AnalysisKind {
@@ -99,6 +108,45 @@ pub enum AnalysisKind {
     PrePromotion,
     /// Blue/green post-promotion analysis.
     PostPromotion,
+}
+
+impl AnalysisKind {
+    /// The value of `ANALYSIS_KIND_LABEL` (Argo's `rollout-type` values).
+    pub fn label_value(self) -> &'static str {
+        match self {
+            AnalysisKind::Step(_) => "Step",
+            AnalysisKind::Background => "Background",
+            AnalysisKind::PrePromotion => "PrePromotion",
+            AnalysisKind::PostPromotion => "PostPromotion",
+        }
+    }
+
+    /// Reads the kind back from a run's labels; `None` when they do not say.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
+        match labels.get(ANALYSIS_KIND_LABEL)?.as_str() {
+            "Step" => labels
+                .get(STEP_INDEX_LABEL)?
+                .parse()
+                .ok()
+                .map(AnalysisKind::Step),
+            "Background" => Some(AnalysisKind::Background),
+            "PrePromotion" => Some(AnalysisKind::PrePromotion),
+            "PostPromotion" => Some(AnalysisKind::PostPromotion),
+            _ => None,
+        }
+    }
+
+    /// The labels that record this kind on a run.
+    pub fn labels(self) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([(
+            ANALYSIS_KIND_LABEL.to_string(),
+            self.label_value().to_string(),
+        )]);
+        if let AnalysisKind::Step(i) = self {
+            labels.insert(STEP_INDEX_LABEL.to_string(), i.to_string());
+        }
+        labels
+    }
 }
 
 /// The Deployment behind a `workloadRef`.
@@ -157,6 +205,14 @@ pub enum Action {
         name: String,
         /// The deadline; `None` removes the annotation.
         deadline: Option<Timestamp>,
+    },
+    /// Set a ReplicaSet's revision annotation: a rollback reuses an old ReplicaSet, which
+    /// becomes the newest revision.
+    SetRevision {
+        /// The ReplicaSet.
+        name: String,
+        /// The new revision.
+        revision: i64,
     },
     /// Delete a fully scaled-down old ReplicaSet beyond the revision history limit.
     DeleteReplicaSet {

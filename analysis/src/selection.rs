@@ -1,0 +1,459 @@
+//! Exact selection of the k-th smallest pairwise difference x_i − y_j in O((n+m)·log(n+m))
+//! time and O(n+m) memory, without ever materialising the n·m differences.
+//!
+//! Algorithm: the differences form a matrix with sorted rows and columns (x ascending down the
+//! rows, y descending along the columns), the "X + Y" selection problem of Johnson & Mizoguchi
+//! (1978, SIAM J. Comput. 7(2):147–153) applied to X + (−Y). Like Monahan's Algorithm 616
+//! (ACM TOMS 10(3), 1984), each row keeps a window `[lo_i, hi_i)` of candidate columns; a pivot
+//! is counted against the whole matrix with an O(n + m) staircase walk, and the windows shrink
+//! to the side that must hold the k-th value. Pivots come from a Floyd–Rivest style sample of
+//! the candidates (two pivots bracketing the target rank; a deterministic seed, so results and
+//! running times are reproducible); whenever a sampled round removes less than a quarter of
+//! the candidates, the next round uses the weighted median of the row medians, which always
+//! removes at least a quarter (Johnson & Mizoguchi's argument), bounding the number of rounds by
+//! O(log(nm)). When at most 4·(n+m) candidates remain they are copied out and finished with a
+//! linear-time `select_nth_unstable`.
+//!
+//! Exactness: every value compared or returned is the double `x_i − y_j` as computed by one
+//! IEEE subtraction, the same double a brute-force "compute all differences and sort" produces.
+//! Floating-point subtraction is monotone in each argument, so rows and columns of computed
+//! differences stay sorted and the staircase counts are exact. Inputs must be finite, free of
+//! NaN and −0.0 (see `Sample::new`), so IEEE comparison and `total_cmp` agree.
+
+/// The n·m pairwise differences `x_i − y_j` of two ascending samples, never materialised.
+#[derive(Debug, Clone)]
+pub struct Differences<'a> {
+    x: &'a [f64],
+    y_desc: Vec<f64>,
+}
+
+impl<'a> Differences<'a> {
+    /// Wraps two ascending, finite samples. Costs O(m) to keep y in descending order.
+    pub fn new(x_ascending: &'a [f64], y_ascending: &[f64]) -> Self {
+        let y_desc = y_ascending.iter().rev().copied().collect();
+        Self {
+            x: x_ascending,
+            y_desc,
+        }
+    }
+
+    /// Number of differences, n·m.
+    pub fn count(&self) -> u64 {
+        self.x.len() as u64 * self.y_desc.len() as u64
+    }
+
+    #[inline]
+    fn at(&self, row: usize, col: usize) -> f64 {
+        self.x[row] - self.y_desc[col]
+    }
+
+    /// `(#{d < p}, #{d ≤ p})` over all differences, in O(n + m).
+    pub fn rank_of(&self, p: f64) -> (u64, u64) {
+        let m = self.y_desc.len();
+        let (mut j_lt, mut j_le) = (m, m);
+        let (mut lt, mut le) = (0u64, 0u64);
+        for &xi in self.x {
+            while j_le > 0 && xi - self.y_desc[j_le - 1] > p {
+                j_le -= 1;
+            }
+            j_lt = j_lt.min(j_le);
+            while j_lt > 0 && xi - self.y_desc[j_lt - 1] >= p {
+                j_lt -= 1;
+            }
+            lt += j_lt as u64;
+            le += j_le as u64;
+        }
+        (lt, le)
+    }
+
+    /// Like [`Self::rank_of`], also storing each row's counts.
+    fn staircase(&self, p: f64, lt_rows: &mut [usize], le_rows: &mut [usize]) -> (u64, u64) {
+        let m = self.y_desc.len();
+        let (mut j_lt, mut j_le) = (m, m);
+        let (mut lt, mut le) = (0u64, 0u64);
+        for (i, &xi) in self.x.iter().enumerate() {
+            while j_le > 0 && xi - self.y_desc[j_le - 1] > p {
+                j_le -= 1;
+            }
+            j_lt = j_lt.min(j_le);
+            while j_lt > 0 && xi - self.y_desc[j_lt - 1] >= p {
+                j_lt -= 1;
+            }
+            lt_rows[i] = j_lt;
+            le_rows[i] = j_le;
+            lt += j_lt as u64;
+            le += j_le as u64;
+        }
+        (lt, le)
+    }
+
+    /// The smallest difference strictly greater than `p`, if any, in O(n + m).
+    pub fn next_above(&self, p: f64) -> Option<f64> {
+        let m = self.y_desc.len();
+        let mut j = m;
+        let mut best: Option<f64> = None;
+        for (i, &xi) in self.x.iter().enumerate() {
+            while j > 0 && xi - self.y_desc[j - 1] > p {
+                j -= 1;
+            }
+            if j < m {
+                let d = self.at(i, j);
+                best = Some(best.map_or(d, |b| b.min(d)));
+            }
+        }
+        best
+    }
+
+    /// The k-th smallest difference (1-based, counting multiplicities), or `None` when k is 0 or
+    /// larger than n·m.
+    pub fn select(&self, k: u64) -> Option<f64> {
+        let n = self.x.len();
+        let m = self.y_desc.len();
+        let total = self.count();
+        if k == 0 || k > total {
+            return None;
+        }
+        let mut lo = vec![0usize; n];
+        let mut hi = vec![m; n];
+        // Σ lo_i: differences known to be below the answer; `candidates` = Σ (hi_i − lo_i).
+        let mut below = 0u64;
+        let mut candidates = total;
+        let finish_at = (4 * (n + m)).max(4096) as u64;
+        let mut work = Workspace::new(n);
+        let mut rng = SplitMix64::new(k ^ ((n as u64) << 32) ^ m as u64);
+        let mut guaranteed_round = false;
+
+        while candidates > finish_at {
+            let (a, b) = if guaranteed_round {
+                let p = self.weighted_median_pivot(&lo, &hi, &mut work.pairs)?;
+                (p, p)
+            } else {
+                self.sampled_pivots(&lo, &hi, candidates, k - below, &mut rng, &mut work)?
+            };
+            let (lt_a, le_a) = self.staircase(a, &mut work.lt_a, &mut work.le_a);
+            if lt_a < k && k <= le_a {
+                return Some(a);
+            }
+            let (lt_b, le_b) = if a == b {
+                work.lt_b.copy_from_slice(&work.lt_a);
+                work.le_b.copy_from_slice(&work.le_a);
+                (lt_a, le_a)
+            } else {
+                self.staircase(b, &mut work.lt_b, &mut work.le_b)
+            };
+            if lt_b < k && k <= le_b {
+                return Some(b);
+            }
+            // a ≤ b. Raise the floor to the larger pivot lying wholly below the answer, lower
+            // the ceiling to the smaller pivot lying wholly above it.
+            let floor_rows = if le_b < k {
+                Some(&work.le_b)
+            } else if le_a < k {
+                Some(&work.le_a)
+            } else {
+                None
+            };
+            if let Some(rows) = floor_rows {
+                for ((l, h), &r) in lo.iter_mut().zip(&hi).zip(rows.iter()) {
+                    *l = r.clamp(*l, *h);
+                }
+            }
+            let ceiling_rows = if lt_a >= k {
+                Some(&work.lt_a)
+            } else if lt_b >= k {
+                Some(&work.lt_b)
+            } else {
+                None
+            };
+            if let Some(rows) = ceiling_rows {
+                for ((h, l), &r) in hi.iter_mut().zip(&lo).zip(rows.iter()) {
+                    *h = r.clamp(*l, *h);
+                }
+            }
+            let before = candidates;
+            below = lo.iter().map(|&l| l as u64).sum();
+            candidates = hi.iter().map(|&h| h as u64).sum::<u64>() - below;
+            guaranteed_round = candidates > before - before / 4;
+        }
+
+        let rank = k - below;
+        work.values.clear();
+        for (row, (&l, &h)) in lo.iter().zip(&hi).enumerate() {
+            work.values.extend((l..h).map(|col| self.at(row, col)));
+        }
+        let index = usize::try_from(rank.checked_sub(1)?).ok()?;
+        if index >= work.values.len() {
+            return None;
+        }
+        let (_, value, _) = work.values.select_nth_unstable_by(index, f64::total_cmp);
+        Some(*value)
+    }
+
+    /// The k-th and (k+1)-th smallest differences (the two middle values for the median of an
+    /// even count). The second costs one more O(n + m) pass, not another selection.
+    pub fn select_pair(&self, k: u64) -> Option<(f64, f64)> {
+        let first = self.select(k)?;
+        let (_, le) = self.rank_of(first);
+        if le > k {
+            Some((first, first))
+        } else {
+            Some((first, self.next_above(first)?))
+        }
+    }
+
+    /// Two candidate values bracketing the target rank, from a sample of the candidates drawn
+    /// uniformly with a deterministic generator (Floyd & Rivest, CACM 18(3), 1975). Returns
+    /// `(a, b)` with a ≤ b.
+    fn sampled_pivots(
+        &self,
+        lo: &[usize],
+        hi: &[usize],
+        candidates: u64,
+        rank: u64,
+        rng: &mut SplitMix64,
+        work: &mut Workspace,
+    ) -> Option<(f64, f64)> {
+        work.cumulative.clear();
+        let mut acc = 0u64;
+        for (&l, &h) in lo.iter().zip(hi) {
+            acc += (h - l) as u64;
+            work.cumulative.push(acc);
+        }
+        let size = sample_size(self.x.len() + self.y_desc.len()).min(candidates);
+        work.values.clear();
+        for _ in 0..size {
+            let r = rng.below(candidates);
+            let row = work.cumulative.partition_point(|&c| c <= r);
+            let start = work.cumulative.get(row)? - (hi.get(row)? - lo.get(row)?) as u64;
+            let col = lo[row] + usize::try_from(r - start).ok()?;
+            work.values.push(self.at(row, col));
+        }
+        work.values.sort_unstable_by(f64::total_cmp);
+        let s = work.values.len();
+        if s == 0 {
+            return None;
+        }
+        // Expected 1-based position of the target in the sorted sample, widened by
+        // 2.5 standard deviations of a binomial count on each side.
+        let centre = rank as f64 / candidates as f64 * s as f64;
+        let spread = 2.5 * (s as f64).sqrt();
+        // Float-to-int `as` casts saturate; the clamps keep both indices in range.
+        let ia = ((centre - spread).floor() as usize).clamp(1, s) - 1;
+        let ib = ((centre + spread).ceil() as usize).clamp(1, s) - 1;
+        Some((work.values[ia], work.values[ib]))
+    }
+
+    /// The weighted median of the row windows' middle elements, each weighted by its window
+    /// size (Johnson & Mizoguchi 1978): at least a quarter of the candidates lie on each side.
+    fn weighted_median_pivot(
+        &self,
+        lo: &[usize],
+        hi: &[usize],
+        pairs: &mut Vec<(f64, u64)>,
+    ) -> Option<f64> {
+        pairs.clear();
+        for (row, (&l, &h)) in lo.iter().zip(hi).enumerate() {
+            if h > l {
+                pairs.push((self.at(row, l + (h - l) / 2), (h - l) as u64));
+            }
+        }
+        weighted_median(pairs)
+    }
+}
+
+/// Scratch buffers reused across rounds, all O(n + m).
+struct Workspace {
+    lt_a: Vec<usize>,
+    le_a: Vec<usize>,
+    lt_b: Vec<usize>,
+    le_b: Vec<usize>,
+    cumulative: Vec<u64>,
+    values: Vec<f64>,
+    pairs: Vec<(f64, u64)>,
+}
+
+impl Workspace {
+    fn new(rows: usize) -> Self {
+        Self {
+            lt_a: vec![0; rows],
+            le_a: vec![0; rows],
+            lt_b: vec![0; rows],
+            le_b: vec![0; rows],
+            cumulative: Vec::with_capacity(rows),
+            values: Vec::new(),
+            pairs: Vec::new(),
+        }
+    }
+}
+
+/// Sample size per round: large enough that one round usually cuts the candidates twentyfold,
+/// small enough that drawing and sorting it costs less than the staircase walk.
+fn sample_size(n_plus_m: usize) -> u64 {
+    (n_plus_m / 8).clamp(256, 16_384) as u64
+}
+
+/// Smallest value v such that the items ≤ v carry at least half of the total weight, by
+/// weighted quickselect (expected linear time).
+fn weighted_median(pairs: &mut [(f64, u64)]) -> Option<f64> {
+    let total: u64 = pairs.iter().map(|p| p.1).sum();
+    let target = total.div_ceil(2);
+    let mut slice = pairs;
+    let mut acc = 0u64;
+    loop {
+        match slice.len() {
+            0 => return None,
+            1 => return Some(slice[0].0),
+            len => {
+                let mid = len / 2;
+                slice.select_nth_unstable_by(mid, |a, b| a.0.total_cmp(&b.0));
+                let left: u64 = slice[..mid].iter().map(|p| p.1).sum();
+                if acc + left >= target {
+                    slice = &mut slice[..mid];
+                } else if acc + left + slice[mid].1 >= target {
+                    return Some(slice[mid].0);
+                } else {
+                    acc += left + slice[mid].1;
+                    slice = &mut slice[mid + 1..];
+                }
+            }
+        }
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny, seedable generator for pivot sampling only.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, bound) by Lemire's multiply-shift (its tiny bias is irrelevant here).
+    fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(bound)) >> 64) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn brute_force(x: &[f64], y: &[f64]) -> Vec<f64> {
+        let mut all: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| a - b)).collect();
+        all.sort_unstable_by(f64::total_cmp);
+        all
+    }
+
+    fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+        v.sort_unstable_by(f64::total_cmp);
+        v
+    }
+
+    fn check_all_ranks(x: Vec<f64>, y: Vec<f64>) {
+        let (x, y) = (sorted(x), sorted(y));
+        let expected = brute_force(&x, &y);
+        let diffs = Differences::new(&x, &y);
+        for (i, want) in expected.iter().enumerate() {
+            let k = i as u64 + 1;
+            assert_eq!(diffs.select(k), Some(*want), "k = {k}, x = {x:?}, y = {y:?}");
+        }
+        assert_eq!(diffs.select(0), None);
+        assert_eq!(diffs.select(expected.len() as u64 + 1), None);
+    }
+
+    #[test]
+    fn every_rank_of_a_small_matrix() {
+        check_all_ranks(vec![1.0, 5.0, 2.5, 7.0], vec![0.5, 3.0, 3.0]);
+        check_all_ranks(vec![4.0], vec![4.0]);
+    }
+
+    /// Large enough to run the sampling rounds and the weighted-median fallback: 600 × 500 has
+    /// 300,000 differences against a finishing threshold of 4,400.
+    #[test]
+    fn sampled_rounds_agree_with_brute_force_on_a_large_matrix_with_ties() {
+        let x: Vec<f64> = (0..600).map(|i| f64::from((i * 37) % 101) * 0.5).collect();
+        let y: Vec<f64> = (0..500).map(|i| f64::from((i * 53) % 89) * 0.25).collect();
+        let (x, y) = (sorted(x), sorted(y));
+        let expected = brute_force(&x, &y);
+        let diffs = Differences::new(&x, &y);
+        for k in [1, 2, 777, 150_000, 150_001, 299_999, 300_000] {
+            assert_eq!(diffs.select(k), Some(expected[k as usize - 1]), "k = {k}");
+        }
+    }
+
+    #[test]
+    fn weighted_median_splits_the_weight() {
+        let mut pairs = vec![(1.0, 1), (2.0, 1), (3.0, 10)];
+        assert_eq!(weighted_median(&mut pairs), Some(3.0));
+        let mut pairs = vec![(5.0, 3), (1.0, 3)];
+        assert_eq!(weighted_median(&mut pairs), Some(1.0));
+    }
+
+    #[test]
+    fn pair_selection_gives_the_next_distinct_or_tied_value() {
+        let x = [1.0, 2.0, 4.0];
+        let y = [0.0, 1.0];
+        // differences: 1 0 2 1 4 3 -> sorted 0 1 1 2 3 4
+        let diffs = Differences::new(&x, &y);
+        assert_eq!(diffs.select_pair(2), Some((1.0, 1.0)));
+        assert_eq!(diffs.select_pair(3), Some((1.0, 2.0)));
+        assert_eq!(diffs.next_above(4.0), None);
+    }
+
+    fn tied_values() -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec((0i32..6).prop_map(f64::from), 1..40)
+    }
+
+    fn continuous_values() -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(-1.0e3f64..1.0e3, 1..40)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn selection_equals_brute_force_with_ties(x in tied_values(), y in tied_values()) {
+            check_all_ranks(x, y);
+        }
+
+        #[test]
+        fn selection_equals_brute_force_without_ties(x in continuous_values(), y in continuous_values()) {
+            check_all_ranks(x, y);
+        }
+
+        /// Mixed magnitudes make rounding of x_i − y_j visible: the selection must still return
+        /// the very doubles a sort of the computed differences returns.
+        #[test]
+        fn selection_is_exact_under_rounding(
+            x in prop::collection::vec(prop_oneof![-1e16f64..1e16, -1.0f64..1.0], 1..30),
+            y in prop::collection::vec(prop_oneof![-1e16f64..1e16, -1.0f64..1.0], 1..30),
+        ) {
+            check_all_ranks(x, y);
+        }
+
+        /// Matrices larger than the finishing threshold, so that pivots and window updates run.
+        #[test]
+        fn selection_with_pivot_rounds_equals_brute_force(
+            x in prop::collection::vec((0i32..50).prop_map(f64::from), 150..300),
+            y in prop::collection::vec(-1.0e2f64..1.0e2, 150..300),
+            ranks in prop::collection::vec(0.0f64..1.0, 4),
+        ) {
+            let (x, y) = (sorted(x), sorted(y));
+            let expected = brute_force(&x, &y);
+            let diffs = Differences::new(&x, &y);
+            for q in ranks {
+                let k = ((q * expected.len() as f64) as u64).clamp(1, expected.len() as u64);
+                prop_assert_eq!(diffs.select(k), Some(expected[k as usize - 1]));
+            }
+        }
+    }
+}

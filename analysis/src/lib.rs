@@ -2,5 +2,10 @@
 //! (control) samples and scores the comparison. Pure computation: no Kubernetes, async
 //! runtime or HTTP may be imported here.
 
+pub mod compare;
+pub mod hodges_lehmann;
+pub mod mann_whitney;
 pub mod sample;
 pub mod selection;
+
+pub use compare::{Comparison, CompareError, compare};

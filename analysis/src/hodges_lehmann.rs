@@ -69,17 +69,27 @@ pub fn shift_interval(
     let (x_min, x_max, y_min, y_max) = (*x.first()?, *x.last()?, *y.first()?, *y.last()?);
     let diffs = Differences::new(x, y);
     let count = diffs.count();
-    let estimate = if count % 2 == 1 {
-        diffs.select(count.div_ceil(2))?
-    } else {
-        let (a, b) = diffs.select_pair(count / 2)?;
-        // (a + b)/2 is the correctly rounded midpoint (halving is exact), as R's median gives.
-        (a + b) / 2.0
-    };
     let (k_low, k_high) = interval_ranks(x.len(), y.len(), ties, level);
+    // The median's rank(s) and the two interval ranks, selected together.
+    let middle = count.div_ceil(2);
+    let found = diffs.select_many(&[k_low, middle, k_high])?;
+    let (low, mid, high) = (found[0], found[1], found[2]);
+    let estimate = if count % 2 == 1 {
+        mid
+    } else {
+        // The upper middle value is the next difference after D_(nm/2): one O(n + m) pass.
+        let (_, le) = diffs.rank_of(mid);
+        let next = if le > middle {
+            mid
+        } else {
+            diffs.next_above(mid)?
+        };
+        // (a + b)/2 is the correctly rounded midpoint (halving is exact), as R's median gives.
+        (mid + next) / 2.0
+    };
     let (lowest, highest) = (x_min - y_max, x_max - y_min);
-    let lower = diffs.select(k_low)?.clamp(lowest, highest);
-    let upper = diffs.select(k_high)?.clamp(lowest, highest);
+    let lower = low.clamp(lowest, highest);
+    let upper = high.clamp(lowest, highest);
     Some(ShiftInterval {
         estimate,
         lower,

@@ -7,8 +7,8 @@
 //! (ACM TOMS 10(3), 1984), each row keeps a window `[lo_i, hi_i)` of candidate columns; a pivot
 //! is counted against the whole matrix with an O(n + m) staircase walk, and the windows shrink
 //! to the side that must hold the k-th value. Pivots come from a Floyd–Rivest style sample of
-//! the candidates (two pivots bracketing the target rank; a deterministic seed, so results and
-//! running times are reproducible); whenever a sampled round removes less than a quarter of
+//! the candidates (two pivots bracketing the target rank, from a stratified sample without any
+//! randomness, so results and running times are reproducible); whenever a sampled round removes less than a quarter of
 //! the candidates, the next round uses the weighted median of the row medians, which always
 //! removes at least a quarter (Johnson & Mizoguchi's argument), bounding the number of rounds by
 //! O(log(nm)). When at most 4·(n+m) candidates remain they are copied out and finished with a
@@ -66,25 +66,41 @@ impl<'a> Differences<'a> {
         (lt, le)
     }
 
-    /// Like [`Self::rank_of`], also storing each row's counts.
-    fn staircase(&self, p: f64, lt_rows: &mut [usize], le_rows: &mut [usize]) -> (u64, u64) {
+    /// `(#{d < a}, #{d ≤ a}, #{d < b}, #{d ≤ b})` for a ≤ b in one staircase pass, storing
+    /// each row's counts in `work`.
+    fn staircase(&self, a: f64, b: f64, work: &mut Workspace) -> [u64; 4] {
         let m = self.y_desc.len();
-        let (mut j_lt, mut j_le) = (m, m);
-        let (mut lt, mut le) = (0u64, 0u64);
-        for (i, &xi) in self.x.iter().enumerate() {
-            while j_le > 0 && xi - self.y_desc[j_le - 1] > p {
-                j_le -= 1;
+        let y = &self.y_desc[..];
+        let (mut lt_a, mut le_a, mut lt_b, mut le_b) = (m, m, m, m);
+        let mut sums = [0u64; 4];
+        let rows = work
+            .lt_a
+            .iter_mut()
+            .zip(work.le_a.iter_mut())
+            .zip(work.lt_b.iter_mut().zip(work.le_b.iter_mut()));
+        for (&xi, ((r_lt_a, r_le_a), (r_lt_b, r_le_b))) in self.x.iter().zip(rows) {
+            while le_b > 0 && xi - y[le_b - 1] > b {
+                le_b -= 1;
             }
-            j_lt = j_lt.min(j_le);
-            while j_lt > 0 && xi - self.y_desc[j_lt - 1] >= p {
-                j_lt -= 1;
+            lt_b = lt_b.min(le_b);
+            while lt_b > 0 && xi - y[lt_b - 1] >= b {
+                lt_b -= 1;
             }
-            lt_rows[i] = j_lt;
-            le_rows[i] = j_le;
-            lt += j_lt as u64;
-            le += j_le as u64;
+            le_a = le_a.min(le_b);
+            while le_a > 0 && xi - y[le_a - 1] > a {
+                le_a -= 1;
+            }
+            lt_a = lt_a.min(le_a);
+            while lt_a > 0 && xi - y[lt_a - 1] >= a {
+                lt_a -= 1;
+            }
+            (*r_lt_a, *r_le_a, *r_lt_b, *r_le_b) = (lt_a, le_a, lt_b, le_b);
+            sums[0] += lt_a as u64;
+            sums[1] += le_a as u64;
+            sums[2] += lt_b as u64;
+            sums[3] += le_b as u64;
         }
-        (lt, le)
+        sums
     }
 
     /// The smallest difference strictly greater than `p`, if any, in O(n + m).
@@ -107,78 +123,76 @@ impl<'a> Differences<'a> {
     /// The k-th smallest difference (1-based, counting multiplicities), or `None` when k is 0 or
     /// larger than n·m.
     pub fn select(&self, k: u64) -> Option<f64> {
-        let n = self.x.len();
-        let m = self.y_desc.len();
+        Some(self.select_many(&[k])?[0])
+    }
+
+    /// The k-th smallest difference for each k in `ranks`, sharing the first narrowing round
+    /// (the usual targets, interval bounds and median, lie close together).
+    pub fn select_many(&self, ranks: &[u64]) -> Option<Vec<f64>> {
         let total = self.count();
-        if k == 0 || k > total {
+        let (&first, &last) = (ranks.iter().min()?, ranks.iter().max()?);
+        if first == 0 || last > total {
             return None;
         }
-        let mut lo = vec![0usize; n];
-        let mut hi = vec![m; n];
-        // Σ lo_i: differences known to be below the answer; `candidates` = Σ (hi_i − lo_i).
-        let mut below = 0u64;
-        let mut candidates = total;
-        let finish_at = (4 * (n + m)).max(4096) as u64;
-        let mut work = Workspace::new(n);
-        let mut rng = SplitMix64::new(k ^ ((n as u64) << 32) ^ m as u64);
-        let mut guaranteed_round = false;
+        let mut work = Workspace::new(self.x.len());
+        let mut shared = Windows::full(self.x.len(), self.y_desc.len());
+        if ranks.len() > 1 {
+            // One round bracketing all targets at once: below the smallest rank, above the
+            // largest. Skipped when the bracket fails; the per-target search starts afresh.
+            let (a, _) = self.sampled_pivots(&shared, first, &mut work)?;
+            let (_, b) = self.sampled_pivots(&shared, last, &mut work)?;
+            let [_, le_a, lt_b, _] = self.staircase(a, b, &mut work);
+            if le_a < first {
+                shared.raise_floor(&work.le_a);
+            }
+            if lt_b >= last {
+                shared.lower_ceiling(&work.lt_b);
+            }
+        }
+        ranks
+            .iter()
+            .map(|&k| self.select_within(k, shared.clone(), &mut work))
+            .collect()
+    }
 
-        while candidates > finish_at {
+    /// Narrows `windows` (which must contain the k-th difference) until few candidates remain,
+    /// then selects among them.
+    fn select_within(&self, k: u64, mut windows: Windows, work: &mut Workspace) -> Option<f64> {
+        let finish_at = (4 * (self.x.len() + self.y_desc.len())).max(4096) as u64;
+        let mut guaranteed_round = false;
+        while windows.candidates > finish_at {
             let (a, b) = if guaranteed_round {
-                let p = self.weighted_median_pivot(&lo, &hi, &mut work.pairs)?;
+                let p = self.weighted_median_pivot(&windows, &mut work.pairs)?;
                 (p, p)
             } else {
-                self.sampled_pivots(&lo, &hi, candidates, k - below, &mut rng, &mut work)?
+                self.sampled_pivots(&windows, k, work)?
             };
-            let (lt_a, le_a) = self.staircase(a, &mut work.lt_a, &mut work.le_a);
+            let [lt_a, le_a, lt_b, le_b] = self.staircase(a, b, work);
             if lt_a < k && k <= le_a {
                 return Some(a);
             }
-            let (lt_b, le_b) = if a == b {
-                work.lt_b.copy_from_slice(&work.lt_a);
-                work.le_b.copy_from_slice(&work.le_a);
-                (lt_a, le_a)
-            } else {
-                self.staircase(b, &mut work.lt_b, &mut work.le_b)
-            };
             if lt_b < k && k <= le_b {
                 return Some(b);
             }
+            let before = windows.candidates;
             // a ≤ b. Raise the floor to the larger pivot lying wholly below the answer, lower
             // the ceiling to the smaller pivot lying wholly above it.
-            let floor_rows = if le_b < k {
-                Some(&work.le_b)
+            if le_b < k {
+                windows.raise_floor(&work.le_b);
             } else if le_a < k {
-                Some(&work.le_a)
-            } else {
-                None
-            };
-            if let Some(rows) = floor_rows {
-                for ((l, h), &r) in lo.iter_mut().zip(&hi).zip(rows.iter()) {
-                    *l = r.clamp(*l, *h);
-                }
+                windows.raise_floor(&work.le_a);
             }
-            let ceiling_rows = if lt_a >= k {
-                Some(&work.lt_a)
+            if lt_a >= k {
+                windows.lower_ceiling(&work.lt_a);
             } else if lt_b >= k {
-                Some(&work.lt_b)
-            } else {
-                None
-            };
-            if let Some(rows) = ceiling_rows {
-                for ((h, l), &r) in hi.iter_mut().zip(&lo).zip(rows.iter()) {
-                    *h = r.clamp(*l, *h);
-                }
+                windows.lower_ceiling(&work.lt_b);
             }
-            let before = candidates;
-            below = lo.iter().map(|&l| l as u64).sum();
-            candidates = hi.iter().map(|&h| h as u64).sum::<u64>() - below;
-            guaranteed_round = candidates > before - before / 4;
+            guaranteed_round = windows.candidates > before - before / 4;
         }
 
-        let rank = k - below;
+        let rank = k.checked_sub(windows.below)?;
         work.values.clear();
-        for (row, (&l, &h)) in lo.iter().zip(&hi).enumerate() {
+        for (row, (&l, &h)) in windows.lo.iter().zip(&windows.hi).enumerate() {
             work.values.extend((l..h).map(|col| self.at(row, col)));
         }
         let index = usize::try_from(rank.checked_sub(1)?).ok()?;
@@ -201,40 +215,40 @@ impl<'a> Differences<'a> {
         }
     }
 
-    /// Two candidate values bracketing the target rank, from a sample of the candidates drawn
-    /// uniformly with a deterministic generator (Floyd & Rivest, CACM 18(3), 1975). Returns
-    /// `(a, b)` with a ≤ b.
-    fn sampled_pivots(
-        &self,
-        lo: &[usize],
-        hi: &[usize],
-        candidates: u64,
-        rank: u64,
-        rng: &mut SplitMix64,
-        work: &mut Workspace,
-    ) -> Option<(f64, f64)> {
-        work.cumulative.clear();
-        let mut acc = 0u64;
-        for (&l, &h) in lo.iter().zip(hi) {
-            acc += (h - l) as u64;
-            work.cumulative.push(acc);
-        }
+    /// Two candidate values bracketing the target rank k, from a stratified sample of the
+    /// candidates: the midpoints of `s` equal slices of the candidates in row-major order, so
+    /// the sample is deterministic and drawn in one linear pass (in the spirit of Floyd &
+    /// Rivest, CACM 18(3), 1975). Returns `(a, b)` with a ≤ b.
+    fn sampled_pivots(&self, windows: &Windows, k: u64, work: &mut Workspace) -> Option<(f64, f64)> {
+        let candidates = windows.candidates;
         let size = sample_size(self.x.len() + self.y_desc.len()).min(candidates);
+        if size == 0 {
+            return None;
+        }
         work.values.clear();
-        for _ in 0..size {
-            let r = rng.below(candidates);
-            let row = work.cumulative.partition_point(|&c| c <= r);
-            let start = work.cumulative.get(row)? - (hi.get(row)? - lo.get(row)?) as u64;
-            let col = lo[row] + usize::try_from(r - start).ok()?;
-            work.values.push(self.at(row, col));
+        let (c, s) = (u128::from(candidates), u128::from(size));
+        let mut t: u128 = 0;
+        let mut next = c / (2 * s);
+        let mut start: u128 = 0;
+        for (row, (&l, &h)) in windows.lo.iter().zip(&windows.hi).enumerate() {
+            let end = start + (h - l) as u128;
+            while t < s && next < end {
+                let col = l + usize::try_from(next - start).ok()?;
+                work.values.push(self.at(row, col));
+                t += 1;
+                next = ((2 * t + 1) * c) / (2 * s);
+            }
+            start = end;
         }
         work.values.sort_unstable_by(f64::total_cmp);
         let s = work.values.len();
         if s == 0 {
             return None;
         }
-        // Expected 1-based position of the target in the sorted sample, widened by
-        // 2.5 standard deviations of a binomial count on each side.
+        // Expected 1-based position of the target in the sorted sample, widened by 2.5
+        // standard deviations of a binomial count on each side (a stratified sample varies
+        // less, so this is generous).
+        let rank = k.saturating_sub(windows.below);
         let centre = rank as f64 / candidates as f64 * s as f64;
         let spread = 2.5 * (s as f64).sqrt();
         // Float-to-int `as` casts saturate; the clamps keep both indices in range.
@@ -245,19 +259,56 @@ impl<'a> Differences<'a> {
 
     /// The weighted median of the row windows' middle elements, each weighted by its window
     /// size (Johnson & Mizoguchi 1978): at least a quarter of the candidates lie on each side.
-    fn weighted_median_pivot(
-        &self,
-        lo: &[usize],
-        hi: &[usize],
-        pairs: &mut Vec<(f64, u64)>,
-    ) -> Option<f64> {
+    fn weighted_median_pivot(&self, windows: &Windows, pairs: &mut Vec<(f64, u64)>) -> Option<f64> {
         pairs.clear();
-        for (row, (&l, &h)) in lo.iter().zip(hi).enumerate() {
+        for (row, (&l, &h)) in windows.lo.iter().zip(&windows.hi).enumerate() {
             if h > l {
                 pairs.push((self.at(row, l + (h - l) / 2), (h - l) as u64));
             }
         }
         weighted_median(pairs)
+    }
+}
+
+/// Per-row candidate windows `[lo_i, hi_i)`: every difference left of a window is below the
+/// target, every difference right of it is above.
+#[derive(Debug, Clone)]
+struct Windows {
+    lo: Vec<usize>,
+    hi: Vec<usize>,
+    /// Σ lo_i: differences known to rank below the target.
+    below: u64,
+    /// Σ (hi_i − lo_i).
+    candidates: u64,
+}
+
+impl Windows {
+    fn full(rows: usize, cols: usize) -> Self {
+        Self {
+            lo: vec![0; rows],
+            hi: vec![cols; rows],
+            below: 0,
+            candidates: rows as u64 * cols as u64,
+        }
+    }
+
+    fn raise_floor(&mut self, rows: &[usize]) {
+        for ((l, h), &r) in self.lo.iter_mut().zip(&self.hi).zip(rows) {
+            *l = r.clamp(*l, *h);
+        }
+        self.recount();
+    }
+
+    fn lower_ceiling(&mut self, rows: &[usize]) {
+        for ((h, l), &r) in self.hi.iter_mut().zip(&self.lo).zip(rows) {
+            *h = r.clamp(*l, *h);
+        }
+        self.recount();
+    }
+
+    fn recount(&mut self) {
+        self.below = self.lo.iter().map(|&l| l as u64).sum();
+        self.candidates = self.hi.iter().map(|&h| h as u64).sum::<u64>() - self.below;
     }
 }
 
@@ -267,7 +318,6 @@ struct Workspace {
     le_a: Vec<usize>,
     lt_b: Vec<usize>,
     le_b: Vec<usize>,
-    cumulative: Vec<u64>,
     values: Vec<f64>,
     pairs: Vec<(f64, u64)>,
 }
@@ -279,7 +329,6 @@ impl Workspace {
             le_a: vec![0; rows],
             lt_b: vec![0; rows],
             le_b: vec![0; rows],
-            cumulative: Vec::with_capacity(rows),
             values: Vec::new(),
             pairs: Vec::new(),
         }
@@ -287,7 +336,7 @@ impl Workspace {
 }
 
 /// Sample size per round: large enough that one round usually cuts the candidates twentyfold,
-/// small enough that drawing and sorting it costs less than the staircase walk.
+/// small enough that sorting it costs less than the staircase walk.
 fn sample_size(n_plus_m: usize) -> u64 {
     (n_plus_m / 8).clamp(256, 16_384) as u64
 }
@@ -317,28 +366,6 @@ fn weighted_median(pairs: &mut [(f64, u64)]) -> Option<f64> {
                 }
             }
         }
-    }
-}
-
-/// SplitMix64 (Steele, Lea & Flood 2014): a tiny, seedable generator for pivot sampling only.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, bound) by Lemire's multiply-shift (its tiny bias is irrelevant here).
-    fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(bound)) >> 64) as u64
     }
 }
 

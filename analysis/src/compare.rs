@@ -48,16 +48,19 @@ pub struct Comparison {
 ///
 /// # Errors
 /// [`CompareError`] when a side is empty, holds a non-finite value, or the level is outside (0, 1).
-pub fn compare(experiment: &[f64], control: &[f64], level: f64) -> Result<Comparison, CompareError> {
+pub fn compare(
+    experiment: &[f64],
+    control: &[f64],
+    level: f64,
+) -> Result<Comparison, CompareError> {
     if !(level > 0.0 && level < 1.0) {
         return Err(CompareError::Level { level });
     }
     let x = sorted_finite(experiment, "experiment")?;
     let y = sorted_finite(control, "control")?;
     let test = rank_test(&x, &y);
-    let shift = shift_interval(&x, &y, &test.ties, level).ok_or(CompareError::Empty {
-        side: "experiment",
-    })?;
+    let shift = shift_interval(&x, &y, &test.ties, level)
+        .ok_or(CompareError::Empty { side: "experiment" })?;
     let (mean_x, mean_y) = (mean(&x), mean(&y));
     let mean_ratio = if mean_x == 0.0 || mean_y == 0.0 {
         f64::NAN

@@ -60,12 +60,7 @@ pub fn interval_ranks(n: usize, m: usize, ties: &TieTerms, level: f64) -> (u64, 
 
 /// Estimate and interval for ascending, finite, non-empty x and y. `None` only if a sample is
 /// empty.
-pub fn shift_interval(
-    x: &[f64],
-    y: &[f64],
-    ties: &TieTerms,
-    level: f64,
-) -> Option<ShiftInterval> {
+pub fn shift_interval(x: &[f64], y: &[f64], ties: &TieTerms, level: f64) -> Option<ShiftInterval> {
     let (x_min, x_max, y_min, y_max) = (*x.first()?, *x.last()?, *y.first()?, *y.last()?);
     let diffs = Differences::new(x, y);
     let count = diffs.count();

@@ -16,7 +16,7 @@ pub const MAX_LEN: usize = 1 << 31;
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum SampleError {
     /// A value is +∞ or −∞. Missing points must be sent as NaN instead.
-    #[error("value #{index} is {value}; infinite values are rejected (send NaN or null for a missing point)")]
+    #[error("value #{index} is {}Infinity; infinite values are rejected (send NaN or null for a missing point)", if *value > 0.0 { "+" } else { "-" })]
     Infinite { index: usize, value: f64 },
     /// A finite value is too large for the pairwise differences to stay finite.
     #[error("value #{index} is {value}; magnitudes above 1e300 are rejected")]
@@ -71,7 +71,12 @@ impl Sample {
     /// Applies the NaN strategy, then the outlier strategy (in that order, as Kayenta does).
     pub fn clean(&self, nan: NanStrategy, outliers: OutlierStrategy) -> CleanSample {
         let without_nan: Vec<f64> = match nan {
-            NanStrategy::Remove => self.values.iter().copied().filter(|v| !v.is_nan()).collect(),
+            NanStrategy::Remove => self
+                .values
+                .iter()
+                .copied()
+                .filter(|v| !v.is_nan())
+                .collect(),
             NanStrategy::Replace => self
                 .values
                 .iter()
@@ -301,7 +306,8 @@ mod tests {
             &[1.0, 3.0]
         );
         assert_eq!(
-            s.clean(NanStrategy::Replace, OutlierStrategy::Keep).values(),
+            s.clean(NanStrategy::Replace, OutlierStrategy::Keep)
+                .values(),
             &[1.0, 0.0, 3.0]
         );
         let all_nan = sample(&[f64::NAN, f64::NAN]);
@@ -343,10 +349,7 @@ mod tests {
             cleaned.values(),
             &[10.0, 11.0, 12.0, 10.0, 11.0, 12.0, 11.0, 10.0, 12.0]
         );
-        let empty = sample(&[]).clean(
-            NanStrategy::Remove,
-            OutlierStrategy::Remove { factor: 3.0 },
-        );
+        let empty = sample(&[]).clean(NanStrategy::Remove, OutlierStrategy::Remove { factor: 3.0 });
         assert!(empty.is_empty());
     }
 
@@ -361,7 +364,7 @@ mod tests {
         assert_eq!(d.mean, 3.875);
         assert_eq!(d.median, 3.5);
         assert_eq!((d.min, d.max), (1.0, 9.0));
-        assert!((d.std_dev - 2.748_376_143_938_712_9).abs() < 1e-15, "{d:?}");
+        assert!((d.std_dev - 2.748_376_143_938_713).abs() < 1e-15, "{d:?}");
         let empty = sample(&[])
             .clean(NanStrategy::Remove, OutlierStrategy::Keep)
             .describe();

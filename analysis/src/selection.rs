@@ -219,7 +219,12 @@ impl<'a> Differences<'a> {
     /// candidates: the midpoints of `s` equal slices of the candidates in row-major order, so
     /// the sample is deterministic and drawn in one linear pass (in the spirit of Floyd &
     /// Rivest, CACM 18(3), 1975). Returns `(a, b)` with a ≤ b.
-    fn sampled_pivots(&self, windows: &Windows, k: u64, work: &mut Workspace) -> Option<(f64, f64)> {
+    fn sampled_pivots(
+        &self,
+        windows: &Windows,
+        k: u64,
+        work: &mut Workspace,
+    ) -> Option<(f64, f64)> {
         let candidates = windows.candidates;
         let size = sample_size(self.x.len() + self.y_desc.len()).min(candidates);
         if size == 0 {
@@ -375,7 +380,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn brute_force(x: &[f64], y: &[f64]) -> Vec<f64> {
-        let mut all: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| a - b)).collect();
+        let mut all: Vec<f64> = x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| a - b))
+            .collect();
         all.sort_unstable_by(f64::total_cmp);
         all
     }
@@ -391,7 +399,11 @@ mod tests {
         let diffs = Differences::new(&x, &y);
         for (i, want) in expected.iter().enumerate() {
             let k = i as u64 + 1;
-            assert_eq!(diffs.select(k), Some(*want), "k = {k}, x = {x:?}, y = {y:?}");
+            assert_eq!(
+                diffs.select(k),
+                Some(*want),
+                "k = {k}, x = {x:?}, y = {y:?}"
+            );
         }
         assert_eq!(diffs.select(0), None);
         assert_eq!(diffs.select(expected.len() as u64 + 1), None);

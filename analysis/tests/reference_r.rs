@@ -3,6 +3,9 @@
 //! `python3 scripts/judge-reference-scipy.py` (scipy 1.17.1); the case name in each test is the
 //! line prefix in that output. Neither tool is needed to run these tests.
 
+// The literals are R's `%.17g` output, kept verbatim so they can be compared with it.
+#![allow(clippy::excessive_precision)]
+
 use sluice_analysis::mann_whitney::PValueMethod;
 use sluice_analysis::{Comparison, compare};
 
@@ -39,13 +42,26 @@ struct Expected {
 fn check(name: &str, c: &Comparison, e: &Expected) {
     assert_eq!(c.u, e.u, "{name}: U");
     let rel = ((c.p_value - e.p) / e.p).abs();
-    assert!(rel < 1e-12, "{name}: p {} vs R {} (rel {rel:e})", c.p_value, e.p);
+    assert!(
+        rel < 1e-12,
+        "{name}: p {} vs R {} (rel {rel:e})",
+        c.p_value,
+        e.p
+    );
     assert_eq!(c.p_value_method, e.method, "{name}: method");
     if let Some((k_low, k_high)) = e.k {
-        assert_eq!((c.shift.k_low, c.shift.k_high), (k_low, k_high), "{name}: ranks");
+        assert_eq!(
+            (c.shift.k_low, c.shift.k_high),
+            (k_low, k_high),
+            "{name}: ranks"
+        );
     }
     if let Some((lower, upper)) = e.interval {
-        assert_eq!((c.shift.lower, c.shift.upper), (lower, upper), "{name}: exact interval");
+        assert_eq!(
+            (c.shift.lower, c.shift.upper),
+            (lower, upper),
+            "{name}: exact interval"
+        );
     }
     if let Some(estimate) = e.estimate {
         assert_eq!(c.shift.estimate, estimate, "{name}: estimate");

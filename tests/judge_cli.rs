@@ -1,6 +1,9 @@
 //! `kubectl sluice judge` end to end: the built binary on JSON inputs, asserting on its JSON
 //! output, its table, and its messages for bad input.
 
+// A test crate: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 

@@ -1,6 +1,9 @@
 //! Classification of whole metrics through the JSON input (kayenta-judge.md §2, §3.5), with the
 //! cases where Kayenta's behaviour is deliberately changed.
 
+// A test crate: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 use sluice_analysis::classify::{Classification, MetricResult};
 use sluice_analysis::input::parse;

@@ -3,6 +3,8 @@
 //! `python3 scripts/judge-reference-scipy.py` (scipy 1.17.1); the case name in each test is the
 //! line prefix in that output. Neither tool is needed to run these tests.
 
+// A test crate: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used)]
 // The literals are R's `%.17g` output, kept verbatim so they can be compared with it.
 #![allow(clippy::excessive_precision)]
 

@@ -1,6 +1,9 @@
 //! The scoring scenarios of kayenta-judge.md §4 (Kayenta's ScorerSuite, in our own words),
 //! plus our deliberate changes: Error fails, mustHaveData NoData fails, explanations.
 
+// A test crate: helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use sluice_analysis::classify::{Classification, MetricResult};

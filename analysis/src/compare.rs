@@ -92,6 +92,6 @@ fn sorted_finite(values: &[f64], side: &'static str) -> Result<Vec<f64>, Compare
     }
     // −0.0 → +0.0, so that equal values give +0.0 differences (see `selection`).
     let mut sorted: Vec<f64> = values.iter().map(|v| v + 0.0).collect();
-    sorted.sort_unstable_by(f64::total_cmp);
+    crate::sort::sort_f64(&mut sorted);
     Ok(sorted)
 }

@@ -65,19 +65,25 @@ pub fn shift_interval(x: &[f64], y: &[f64], ties: &TieTerms, level: f64) -> Opti
     let diffs = Differences::new(x, y);
     let count = diffs.count();
     let (k_low, k_high) = interval_ranks(x.len(), y.len(), ties, level);
-    // The median's rank(s) and the two interval ranks, selected together.
+    // The median's rank and the two interval ranks, selected together.
     let middle = count.div_ceil(2);
-    let found = diffs.select_many(&[k_low, middle, k_high])?;
-    let (low, mid, high) = (found[0], found[1], found[2]);
+    let found = diffs.select_many_with_next(&[k_low, middle, k_high])?;
+    let (low, (mid, mid_next), high) = (found[0].0, found[1], found[2].0);
     let estimate = if count % 2 == 1 {
         mid
     } else {
-        // The upper middle value is the next difference after D_(nm/2): one O(n + m) pass.
-        let (_, le) = diffs.rank_of(mid);
-        let next = if le > middle {
-            mid
-        } else {
-            diffs.next_above(mid)?
+        // The upper middle value D_(nm/2+1); one more O(n + m) pass only when the search did
+        // not already see it.
+        let next = match mid_next {
+            Some(next) => next,
+            None => {
+                let (_, le) = diffs.rank_of(mid);
+                if le > middle {
+                    mid
+                } else {
+                    diffs.next_above(mid)?
+                }
+            }
         };
         // (a + b)/2 is the correctly rounded midpoint (halving is exact), as R's median gives.
         (mid + next) / 2.0

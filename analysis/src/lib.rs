@@ -17,6 +17,7 @@ pub mod rate_ratio;
 pub mod sample;
 pub mod score;
 pub mod selection;
+mod sort;
 
 pub use compare::{CompareError, Comparison, compare};
 pub use judge::{Judgement, judge};

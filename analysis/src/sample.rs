@@ -139,7 +139,7 @@ impl CleanSample {
     /// The values sorted ascending.
     pub fn sorted(&self) -> Vec<f64> {
         let mut sorted = self.values.clone();
-        sorted.sort_unstable_by(f64::total_cmp);
+        crate::sort::sort_f64(&mut sorted);
         sorted
     }
 

@@ -7,8 +7,8 @@
 //! (ACM TOMS 10(3), 1984), each row keeps a window `[lo_i, hi_i)` of candidate columns; a pivot
 //! is counted against the whole matrix with an O(n + m) staircase walk, and the windows shrink
 //! to the side that must hold the k-th value. Pivots come from a Floyd–Rivest style sample of
-//! the candidates (two pivots bracketing the target rank, from a stratified sample without any
-//! randomness, so results and running times are reproducible); whenever a sampled round removes less than a quarter of
+//! the candidates (two pivots bracketing the target rank, from a jittered stratified sample with a
+//! fixed seed, so results and running times are reproducible); whenever a sampled round removes less than a quarter of
 //! the candidates, the next round uses the weighted median of the row medians, which always
 //! removes at least a quarter (Johnson & Mizoguchi's argument), bounding the number of rounds by
 //! O(log(nm)). When at most 4·(n+m) candidates remain they are copied out and finished with a
@@ -24,53 +24,101 @@
 #[derive(Debug, Clone)]
 pub struct Differences<'a> {
     x: &'a [f64],
-    y_desc: Vec<f64>,
+    /// `+∞` followed by y in descending order: `y_pad[c + 1]` is column c of the matrix, and
+    /// the sentinel stops every staircase walk at column 0 without a bounds test
+    /// (x − ∞ = −∞ is never above a finite pivot).
+    y_pad: Vec<f64>,
+}
+
+/// Moves a staircase pointer left while the difference at its left exceeds `p`: three
+/// branch-free steps cover the usual move (about m/n columns per row), a loop the rest. The
+/// comparisons are those of the brute-force definition, on the computed difference.
+#[inline(always)]
+fn walk_gt(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
+    j -= usize::from(xi - y_pad[j] > p);
+    j -= usize::from(xi - y_pad[j] > p);
+    j -= usize::from(xi - y_pad[j] > p);
+    while xi - y_pad[j] > p {
+        j -= 1;
+    }
+    j
+}
+
+/// Like [`walk_gt`] for differences at or above `p`.
+#[inline(always)]
+fn walk_ge(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
+    j -= usize::from(xi - y_pad[j] >= p);
+    j -= usize::from(xi - y_pad[j] >= p);
+    j -= usize::from(xi - y_pad[j] >= p);
+    while xi - y_pad[j] >= p {
+        j -= 1;
+    }
+    j
 }
 
 impl<'a> Differences<'a> {
     /// Wraps two ascending, finite samples. Costs O(m) to keep y in descending order.
     pub fn new(x_ascending: &'a [f64], y_ascending: &[f64]) -> Self {
-        let y_desc = y_ascending.iter().rev().copied().collect();
+        let mut y_pad = Vec::with_capacity(y_ascending.len() + 1);
+        y_pad.push(f64::INFINITY);
+        y_pad.extend(y_ascending.iter().rev());
         Self {
             x: x_ascending,
-            y_desc,
+            y_pad,
         }
+    }
+
+    fn cols(&self) -> usize {
+        self.y_pad.len() - 1
     }
 
     /// Number of differences, n·m.
     pub fn count(&self) -> u64 {
-        self.x.len() as u64 * self.y_desc.len() as u64
+        self.x.len() as u64 * self.cols() as u64
     }
 
     #[inline]
     fn at(&self, row: usize, col: usize) -> f64 {
-        self.x[row] - self.y_desc[col]
+        self.x[row] - self.y_pad[col + 1]
     }
 
     /// `(#{d < p}, #{d ≤ p})` over all differences, in O(n + m).
     pub fn rank_of(&self, p: f64) -> (u64, u64) {
-        let m = self.y_desc.len();
+        let m = self.cols();
         let (mut j_lt, mut j_le) = (m, m);
         let (mut lt, mut le) = (0u64, 0u64);
         for &xi in self.x {
-            while j_le > 0 && xi - self.y_desc[j_le - 1] > p {
-                j_le -= 1;
-            }
-            j_lt = j_lt.min(j_le);
-            while j_lt > 0 && xi - self.y_desc[j_lt - 1] >= p {
-                j_lt -= 1;
-            }
+            j_le = walk_gt(xi, &self.y_pad, j_le, p);
+            j_lt = walk_ge(xi, &self.y_pad, j_lt, p);
             lt += j_lt as u64;
             le += j_le as u64;
         }
         (lt, le)
     }
 
-    /// `(#{d < a}, #{d ≤ a}, #{d < b}, #{d ≤ b})` for a ≤ b in one staircase pass, storing
-    /// each row's counts in `work`.
+    /// `(#{d ≤ a}, #{d < b})` in one staircase pass, storing each row's counts in
+    /// `work.le_a` and `work.lt_b`: all a successful bracket round needs.
+    fn staircase_bracket(&self, a: f64, b: f64, work: &mut Workspace) -> (u64, u64) {
+        let m = self.cols();
+        let y = &self.y_pad[..];
+        let (mut le_a, mut lt_b) = (m, m);
+        let (mut sum_le_a, mut sum_lt_b) = (0u64, 0u64);
+        let rows = work.le_a.iter_mut().zip(work.lt_b.iter_mut());
+        for (&xi, (r_le_a, r_lt_b)) in self.x.iter().zip(rows) {
+            lt_b = walk_ge(xi, y, lt_b, b);
+            le_a = walk_gt(xi, y, le_a, a);
+            (*r_le_a, *r_lt_b) = (le_a, lt_b);
+            sum_le_a += le_a as u64;
+            sum_lt_b += lt_b as u64;
+        }
+        (sum_le_a, sum_lt_b)
+    }
+
+    /// `(#{d < a}, #{d ≤ a}, #{d < b}, #{d ≤ b})` in one staircase pass (four independent
+    /// pointers, which the processor runs side by side), storing each row's counts in `work`.
     fn staircase(&self, a: f64, b: f64, work: &mut Workspace) -> [u64; 4] {
-        let m = self.y_desc.len();
-        let y = &self.y_desc[..];
+        let m = self.cols();
+        let y = &self.y_pad[..];
         let (mut lt_a, mut le_a, mut lt_b, mut le_b) = (m, m, m, m);
         let mut sums = [0u64; 4];
         let rows = work
@@ -79,21 +127,10 @@ impl<'a> Differences<'a> {
             .zip(work.le_a.iter_mut())
             .zip(work.lt_b.iter_mut().zip(work.le_b.iter_mut()));
         for (&xi, ((r_lt_a, r_le_a), (r_lt_b, r_le_b))) in self.x.iter().zip(rows) {
-            while le_b > 0 && xi - y[le_b - 1] > b {
-                le_b -= 1;
-            }
-            lt_b = lt_b.min(le_b);
-            while lt_b > 0 && xi - y[lt_b - 1] >= b {
-                lt_b -= 1;
-            }
-            le_a = le_a.min(le_b);
-            while le_a > 0 && xi - y[le_a - 1] > a {
-                le_a -= 1;
-            }
-            lt_a = lt_a.min(le_a);
-            while lt_a > 0 && xi - y[lt_a - 1] >= a {
-                lt_a -= 1;
-            }
+            le_b = walk_gt(xi, y, le_b, b);
+            lt_b = walk_ge(xi, y, lt_b, b);
+            le_a = walk_gt(xi, y, le_a, a);
+            lt_a = walk_ge(xi, y, lt_a, a);
             (*r_lt_a, *r_le_a, *r_lt_b, *r_le_b) = (lt_a, le_a, lt_b, le_b);
             sums[0] += lt_a as u64;
             sums[1] += le_a as u64;
@@ -105,13 +142,11 @@ impl<'a> Differences<'a> {
 
     /// The smallest difference strictly greater than `p`, if any, in O(n + m).
     pub fn next_above(&self, p: f64) -> Option<f64> {
-        let m = self.y_desc.len();
+        let m = self.cols();
         let mut j = m;
         let mut best: Option<f64> = None;
         for (i, &xi) in self.x.iter().enumerate() {
-            while j > 0 && xi - self.y_desc[j - 1] > p {
-                j -= 1;
-            }
+            j = walk_gt(xi, &self.y_pad, j, p);
             if j < m {
                 let d = self.at(i, j);
                 best = Some(best.map_or(d, |b| b.min(d)));
@@ -129,25 +164,33 @@ impl<'a> Differences<'a> {
     /// The k-th smallest difference for each k in `ranks`, sharing the first narrowing round
     /// (the usual targets, interval bounds and median, lie close together).
     pub fn select_many(&self, ranks: &[u64]) -> Option<Vec<f64>> {
+        Some(
+            self.select_many_with_next(ranks)?
+                .into_iter()
+                .map(|(v, _)| v)
+                .collect(),
+        )
+    }
+
+    /// Like [`Self::select_many`], also returning the (k+1)-th difference when the search
+    /// found it for free (it usually does: it is the smallest candidate above the k-th).
+    pub fn select_many_with_next(&self, ranks: &[u64]) -> Option<Vec<(f64, Option<f64>)>> {
         let total = self.count();
         let (&first, &last) = (ranks.iter().min()?, ranks.iter().max()?);
         if first == 0 || last > total {
             return None;
         }
         let mut work = Workspace::new(self.x.len());
-        let mut shared = Windows::full(self.x.len(), self.y_desc.len());
-        if ranks.len() > 1 {
+        let mut shared = Windows::full(self.x.len(), self.cols());
+        if ranks.len() > 1 && shared.candidates > self.finish_at() {
             // One round bracketing all targets at once: below the smallest rank, above the
-            // largest. Skipped when the bracket fails; the per-target search starts afresh.
+            // largest. A failed side leaves the windows as they are.
             let (a, _) = self.sampled_pivots(&shared, first, &mut work)?;
             let (_, b) = self.sampled_pivots(&shared, last, &mut work)?;
-            let [_, le_a, lt_b, _] = self.staircase(a, b, &mut work);
-            if le_a < first {
-                shared.raise_floor(&work.le_a);
-            }
-            if lt_b >= last {
-                shared.lower_ceiling(&work.lt_b);
-            }
+            let (le_a, lt_b) = self.staircase_bracket(a, b, &mut work);
+            let floor = (le_a < first).then_some(&work.le_a[..]);
+            let ceiling = (lt_b >= last).then_some(&work.lt_b[..]);
+            shared.narrow(floor, ceiling);
         }
         ranks
             .iter()
@@ -155,10 +198,20 @@ impl<'a> Differences<'a> {
             .collect()
     }
 
+    fn finish_at(&self) -> u64 {
+        (4 * (self.x.len() + self.cols())).max(4096) as u64
+    }
+
     /// Narrows `windows` (which must contain the k-th difference) until few candidates remain,
-    /// then selects among them.
-    fn select_within(&self, k: u64, mut windows: Windows, work: &mut Workspace) -> Option<f64> {
-        let finish_at = (4 * (self.x.len() + self.y_desc.len())).max(4096) as u64;
+    /// then selects among them. Returns the k-th difference and, when known without another
+    /// pass, the (k+1)-th.
+    fn select_within(
+        &self,
+        k: u64,
+        mut windows: Windows,
+        work: &mut Workspace,
+    ) -> Option<(f64, Option<f64>)> {
+        let finish_at = self.finish_at();
         let mut guaranteed_round = false;
         while windows.candidates > finish_at {
             let (a, b) = if guaranteed_round {
@@ -167,26 +220,40 @@ impl<'a> Differences<'a> {
             } else {
                 self.sampled_pivots(&windows, k, work)?
             };
+            let before = windows.candidates;
+            if a < b {
+                // The usual case: the bracket holds, two pointers suffice.
+                let (le_a, lt_b) = self.staircase_bracket(a, b, work);
+                if le_a < k && lt_b >= k {
+                    windows.narrow(Some(&work.le_a[..]), Some(&work.lt_b[..]));
+                    guaranteed_round = windows.candidates > before - before / 4;
+                    continue;
+                }
+            }
             let [lt_a, le_a, lt_b, le_b] = self.staircase(a, b, work);
             if lt_a < k && k <= le_a {
-                return Some(a);
+                return Some((a, (le_a > k).then_some(a)));
             }
             if lt_b < k && k <= le_b {
-                return Some(b);
+                return Some((b, (le_b > k).then_some(b)));
             }
-            let before = windows.candidates;
             // a ≤ b. Raise the floor to the larger pivot lying wholly below the answer, lower
             // the ceiling to the smaller pivot lying wholly above it.
-            if le_b < k {
-                windows.raise_floor(&work.le_b);
+            let floor = if le_b < k {
+                Some(&work.le_b[..])
             } else if le_a < k {
-                windows.raise_floor(&work.le_a);
-            }
-            if lt_a >= k {
-                windows.lower_ceiling(&work.lt_a);
+                Some(&work.le_a[..])
+            } else {
+                None
+            };
+            let ceiling = if lt_a >= k {
+                Some(&work.lt_a[..])
             } else if lt_b >= k {
-                windows.lower_ceiling(&work.lt_b);
-            }
+                Some(&work.lt_b[..])
+            } else {
+                None
+            };
+            windows.narrow(floor, ceiling);
             guaranteed_round = windows.candidates > before - before / 4;
         }
 
@@ -199,8 +266,11 @@ impl<'a> Differences<'a> {
         if index >= work.values.len() {
             return None;
         }
-        let (_, value, _) = work.values.select_nth_unstable_by(index, f64::total_cmp);
-        Some(*value)
+        let (_, value, above) = work.values.select_nth_unstable_by(index, f64::total_cmp);
+        // Everything right of the windows exceeds every candidate, so the next difference is
+        // the smallest candidate above the k-th, when there is one.
+        let next = above.iter().copied().reduce(f64::min);
+        Some((*value, next))
     }
 
     /// The k-th and (k+1)-th smallest differences (the two middle values for the median of an
@@ -216,8 +286,8 @@ impl<'a> Differences<'a> {
     }
 
     /// Two candidate values bracketing the target rank k, from a stratified sample of the
-    /// candidates: the midpoints of `s` equal slices of the candidates in row-major order, so
-    /// the sample is deterministic and drawn in one linear pass (in the spirit of Floyd &
+    /// candidates: one point in each of `s` equal slices of the candidates in row-major order,
+    /// drawn in one linear pass with a fixed seed, so the sample is deterministic (in the spirit of Floyd &
     /// Rivest, CACM 18(3), 1975). Returns `(a, b)` with a ≤ b.
     fn sampled_pivots(
         &self,
@@ -226,26 +296,31 @@ impl<'a> Differences<'a> {
         work: &mut Workspace,
     ) -> Option<(f64, f64)> {
         let candidates = windows.candidates;
-        let size = sample_size(self.x.len() + self.y_desc.len()).min(candidates);
+        let size = sample_size(self.x.len() + self.cols()).min(candidates);
         if size == 0 {
             return None;
         }
         work.values.clear();
-        let (c, s) = (u128::from(candidates), u128::from(size));
-        let mut t: u128 = 0;
-        let mut next = c / (2 * s);
-        let mut start: u128 = 0;
+        // Jittered stratified positions (t + u_t)·C/s for t = 0..s, in row-major order of the
+        // candidates, u_t uniform in [0, 1) from a fixed-seed generator. (Without the jitter the
+        // positions fall into the same column whenever C/s is a multiple of the row length.)
+        let step = candidates as f64 / size as f64;
+        let last = candidates - 1;
+        let mut rng = SplitMix64::new(k ^ candidates);
+        let mut position = |t: u64| (((t as f64 + rng.unit()) * step) as u64).min(last);
+        let mut t = 0u64;
+        let mut next = position(0);
+        let mut start = 0u64;
         for (row, (&l, &h)) in windows.lo.iter().zip(&windows.hi).enumerate() {
-            let end = start + (h - l) as u128;
-            while t < s && next < end {
+            let end = start + (h - l) as u64;
+            while t < size && next < end {
                 let col = l + usize::try_from(next - start).ok()?;
                 work.values.push(self.at(row, col));
                 t += 1;
-                next = ((2 * t + 1) * c) / (2 * s);
+                next = position(t);
             }
             start = end;
         }
-        work.values.sort_unstable_by(f64::total_cmp);
         let s = work.values.len();
         if s == 0 {
             return None;
@@ -259,7 +334,16 @@ impl<'a> Differences<'a> {
         // Float-to-int `as` casts saturate; the clamps keep both indices in range.
         let ia = ((centre - spread).floor() as usize).clamp(1, s) - 1;
         let ib = ((centre + spread).ceil() as usize).clamp(1, s) - 1;
-        Some((work.values[ia], work.values[ib]))
+        // Two linear-time selections instead of sorting the sample.
+        let (_, a, above) = work.values.select_nth_unstable_by(ia, f64::total_cmp);
+        let a = *a;
+        let b = if ib > ia {
+            let (_, b, _) = above.select_nth_unstable_by(ib - ia - 1, f64::total_cmp);
+            *b
+        } else {
+            a
+        };
+        Some((a, b))
     }
 
     /// The weighted median of the row windows' middle elements, each weighted by its window
@@ -297,23 +381,22 @@ impl Windows {
         }
     }
 
-    fn raise_floor(&mut self, rows: &[usize]) {
-        for ((l, h), &r) in self.lo.iter_mut().zip(&self.hi).zip(rows) {
-            *l = r.clamp(*l, *h);
+    /// Raises each row's floor to `floor` and lowers its ceiling to `ceiling` (either may be
+    /// absent), keeping lo ≤ hi, and recounts, in one pass.
+    fn narrow(&mut self, floor: Option<&[usize]>, ceiling: Option<&[usize]>) {
+        let (mut below, mut candidates) = (0u64, 0u64);
+        for (i, (l, h)) in self.lo.iter_mut().zip(self.hi.iter_mut()).enumerate() {
+            if let Some(&f) = floor.and_then(|f| f.get(i)) {
+                *l = f.clamp(*l, *h);
+            }
+            if let Some(&c) = ceiling.and_then(|c| c.get(i)) {
+                *h = c.clamp(*l, *h);
+            }
+            below += *l as u64;
+            candidates += (*h - *l) as u64;
         }
-        self.recount();
-    }
-
-    fn lower_ceiling(&mut self, rows: &[usize]) {
-        for ((h, l), &r) in self.hi.iter_mut().zip(&self.lo).zip(rows) {
-            *h = r.clamp(*l, *h);
-        }
-        self.recount();
-    }
-
-    fn recount(&mut self) {
-        self.below = self.lo.iter().map(|&l| l as u64).sum();
-        self.candidates = self.hi.iter().map(|&h| h as u64).sum::<u64>() - self.below;
+        self.below = below;
+        self.candidates = candidates;
     }
 }
 
@@ -340,10 +423,10 @@ impl Workspace {
     }
 }
 
-/// Sample size per round: large enough that one round usually cuts the candidates twentyfold,
-/// small enough that sorting it costs less than the staircase walk.
+/// Sample size per round: a quarter of n + m, so that drawing it costs less than the staircase
+/// walk while one round cuts the candidates by about √s/5 (some ninetyfold at n = m = 100,000).
 fn sample_size(n_plus_m: usize) -> u64 {
-    (n_plus_m / 8).clamp(256, 16_384) as u64
+    (n_plus_m / 4).clamp(256, 1 << 16) as u64
 }
 
 /// Smallest value v such that the items ≤ v carry at least half of the total weight, by
@@ -371,6 +454,29 @@ fn weighted_median(pairs: &mut [(f64, u64)]) -> Option<f64> {
                 }
             }
         }
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny seedable generator, used only to place
+/// sample points; results never depend on it, only running times do.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 

@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::hodges_lehmann::{ShiftInterval, shift_interval};
 use crate::mann_whitney::{PValueMethod, rank_test};
-use crate::sample::{Descriptive, mean};
+use crate::sample::Descriptive;
 
 /// Why two samples cannot be compared.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -61,7 +61,8 @@ pub fn compare(
     let test = rank_test(&x, &y);
     let shift = shift_interval(&x, &y, &test.ties, level)
         .ok_or(CompareError::Empty { side: "experiment" })?;
-    let (mean_x, mean_y) = (mean(&x), mean(&y));
+    let (experiment, control) = (Descriptive::of_sorted(&x), Descriptive::of_sorted(&y));
+    let (mean_x, mean_y) = (experiment.mean, control.mean);
     let mean_ratio = if mean_x == 0.0 || mean_y == 0.0 {
         f64::NAN
     } else {
@@ -76,8 +77,8 @@ pub fn compare(
         shift,
         mean_ratio,
         cles: test.u / pairs,
-        experiment: Descriptive::of_sorted(&x),
-        control: Descriptive::of_sorted(&y),
+        experiment,
+        control,
         identical: x == y,
         single_value,
     })

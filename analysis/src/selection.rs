@@ -98,18 +98,39 @@ impl<'a> Differences<'a> {
 
     /// `(#{d ≤ a}, #{d < b})` in one staircase pass, storing each row's counts in
     /// `work.le_a` and `work.lt_b`: all a successful bracket round needs.
+    ///
+    /// A staircase is a chain of dependent steps (each row starts where the previous one
+    /// stopped), so the rows are cut into [`SEGMENTS`] runs whose starting columns come from a
+    /// binary search; the runs advance in lockstep and the processor overlaps their chains.
     fn staircase_bracket(&self, a: f64, b: f64, work: &mut Workspace) -> (u64, u64) {
-        let m = self.cols();
+        let n = self.x.len();
         let y = &self.y_pad[..];
-        let (mut le_a, mut lt_b) = (m, m);
+        let columns = &self.y_pad[1..];
+        let run = n.div_ceil(SEGMENTS).max(1);
+        let mut le_a = [0usize; SEGMENTS];
+        let mut lt_b = [0usize; SEGMENTS];
+        for s in 0..SEGMENTS {
+            if let Some(&xi) = self.x.get(s * run) {
+                // Differences grow along a row, so the counts are prefix lengths.
+                le_a[s] = columns.partition_point(|&yc| xi - yc <= a);
+                lt_b[s] = columns.partition_point(|&yc| xi - yc < b);
+            }
+        }
         let (mut sum_le_a, mut sum_lt_b) = (0u64, 0u64);
-        let rows = work.le_a.iter_mut().zip(work.lt_b.iter_mut());
-        for (&xi, (r_le_a, r_lt_b)) in self.x.iter().zip(rows) {
-            lt_b = walk_ge(xi, y, lt_b, b);
-            le_a = walk_gt(xi, y, le_a, a);
-            (*r_le_a, *r_lt_b) = (le_a, lt_b);
-            sum_le_a += le_a as u64;
-            sum_lt_b += lt_b as u64;
+        for t in 0..run {
+            for s in 0..SEGMENTS {
+                // Runs do not overlap (t < run); the last one may be short.
+                let i = s * run + t;
+                let Some(&xi) = self.x.get(i) else {
+                    continue;
+                };
+                le_a[s] = walk_gt(xi, y, le_a[s], a);
+                lt_b[s] = walk_ge(xi, y, lt_b[s], b);
+                work.le_a[i] = le_a[s];
+                work.lt_b[i] = lt_b[s];
+                sum_le_a += le_a[s] as u64;
+                sum_lt_b += lt_b[s] as u64;
+            }
         }
         (sum_le_a, sum_lt_b)
     }
@@ -117,6 +138,15 @@ impl<'a> Differences<'a> {
     /// `(#{d < a}, #{d ≤ a}, #{d < b}, #{d ≤ b})` in one staircase pass (four independent
     /// pointers, which the processor runs side by side), storing each row's counts in `work`.
     fn staircase(&self, a: f64, b: f64, work: &mut Workspace) -> [u64; 4] {
+        let n = self.x.len();
+        for rows in [
+            &mut work.lt_a,
+            &mut work.le_a,
+            &mut work.lt_b,
+            &mut work.le_b,
+        ] {
+            rows.resize(n, 0);
+        }
         let m = self.cols();
         let y = &self.y_pad[..];
         let (mut lt_a, mut le_a, mut lt_b, mut le_b) = (m, m, m, m);
@@ -205,12 +235,18 @@ impl<'a> Differences<'a> {
                 first_pivots.push(pick_bracket(&mut work.values, &shared, k, k));
             }
         }
+        let last_index = ranks.len() - 1;
         ranks
             .iter()
             .enumerate()
             .map(|(i, &k)| {
                 let pivots = first_pivots.get(i).copied().flatten();
-                self.select_within(k, shared.clone(), pivots, &mut work)
+                let windows = if i == last_index {
+                    std::mem::take(&mut shared)
+                } else {
+                    shared.clone()
+                };
+                self.select_within(k, windows, pivots, &mut work)
             })
             .collect()
     }
@@ -370,7 +406,7 @@ impl<'a> Differences<'a> {
 
 /// Per-row candidate windows `[lo_i, hi_i)`: every difference left of a window is below the
 /// target, every difference right of it is above.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Windows {
     lo: Vec<usize>,
     hi: Vec<usize>,
@@ -445,6 +481,9 @@ fn pick_bracket(sample: &mut [f64], windows: &Windows, low: u64, high: u64) -> O
     Some((a, b))
 }
 
+/// Independent row runs per staircase pass (see `staircase_bracket`).
+const SEGMENTS: usize = 4;
+
 /// Scratch buffers reused across rounds, all O(n + m).
 struct Workspace {
     lt_a: Vec<usize>,
@@ -458,10 +497,11 @@ struct Workspace {
 impl Workspace {
     fn new(rows: usize) -> Self {
         Self {
-            lt_a: vec![0; rows],
+            // lt_a and le_b serve only the four-pointer fallback; they grow on first use.
+            lt_a: Vec::new(),
             le_a: vec![0; rows],
             lt_b: vec![0; rows],
-            le_b: vec![0; rows],
+            le_b: Vec::new(),
             values: Vec::new(),
             pairs: Vec::new(),
         }

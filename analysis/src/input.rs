@@ -454,6 +454,7 @@ fn counts(field: &str, value: Value) -> Result<Option<Counts>, InputError> {
 }
 
 fn summed(field: &str, value: Value, integral: bool) -> Result<Option<f64>, InputError> {
+    let is_list = value.is_array();
     let values: Vec<SampleValue> = match value {
         Value::Array(_) => {
             serde_path_to_error::deserialize(value).map_err(|e| InputError::Shape {
@@ -481,10 +482,12 @@ fn summed(field: &str, value: Value, integral: bool) -> Result<Option<f64>, Inpu
             } else {
                 "a finite number ≥ 0"
             };
-            return Err(invalid(
-                format!("{field}[{i}]"),
-                format!("{v} is not {what}"),
-            ));
+            let at = if is_list {
+                format!("{field}[{i}]")
+            } else {
+                field.to_owned()
+            };
+            return Err(invalid(at, format!("{v} is not {what}")));
         }
         sum += v;
         seen = true;

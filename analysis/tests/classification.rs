@@ -249,3 +249,45 @@ fn invalid_input_names_the_field() {
         "{err}"
     );
 }
+
+#[test]
+fn rate_ratio_inputs() {
+    let rates = |control: serde_json::Value, experiment: serde_json::Value| json!({"metrics": [{"name": "e", "test": "rateRatio", "control": control, "experiment": experiment}]});
+    // Events without exposure are rejected; no points at all is NoData.
+    let err = parse(
+        &rates(
+            json!({"events": 3, "total": 0}),
+            json!({"events": 1, "total": 10}),
+        )
+        .to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(err.field(), "metrics[0].control.total", "{err}");
+    let err = parse(
+        &rates(
+            json!({"events": -1, "total": 5}),
+            json!({"events": 1, "total": 10}),
+        )
+        .to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(err.field(), "metrics[0].control.events", "{err}");
+    let j = run(rates(
+        json!({"events": [null, null], "total": [null, null]}),
+        json!({"events": 1, "total": 10}),
+    ));
+    assert_eq!(j.metrics[0].classification, Classification::NoData);
+    // No events anywhere: nothing to flag.
+    let j = run(rates(
+        json!({"events": 0, "total": 100}),
+        json!({"events": [0, 0], "total": [50, 50]}),
+    ));
+    assert_eq!(j.metrics[0].classification, Classification::Pass);
+    // cles makes no sense for counts.
+    let bad = json!({"metrics": [{"name": "e", "test": "rateRatio", "effectSize": {"measure": "cles"},
+        "control": {"events": 1, "total": 1}, "experiment": {"events": 1, "total": 1}}]});
+    assert_eq!(
+        parse(&bad.to_string()).unwrap_err().field(),
+        "metrics[0].effectSize.measure"
+    );
+}

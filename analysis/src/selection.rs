@@ -620,6 +620,28 @@ mod tests {
         }
     }
 
+    /// A useless first pivot (the smallest difference, a == b) takes the four-pointer path and
+    /// removes almost nothing, so the next round must pivot on the weighted median.
+    #[test]
+    fn fallback_rounds_after_a_bad_pivot_still_select_exactly() {
+        let x: Vec<f64> = sorted((0..300).map(|i| f64::from((i * 71) % 97) * 1.5).collect());
+        let y: Vec<f64> = sorted((0..280).map(|i| f64::from((i * 29) % 83)).collect());
+        let expected = brute_force(&x, &y);
+        let diffs = Differences::new(&x, &y);
+        let smallest = expected[0];
+        for k in [1u64, 5_000, 42_000, 84_000] {
+            let mut work = Workspace::new(x.len());
+            let windows = Windows::full(x.len(), y.len());
+            let (value, next) = diffs
+                .select_within(k, windows, Some((smallest, smallest)), &mut work)
+                .unwrap();
+            assert_eq!(value, expected[k as usize - 1], "k = {k}");
+            if let Some(next) = next {
+                assert_eq!(next, expected[k as usize], "k = {k}");
+            }
+        }
+    }
+
     #[test]
     fn weighted_median_splits_the_weight() {
         let mut pairs = vec![(1.0, 1), (2.0, 1), (3.0, 10)];

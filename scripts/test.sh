@@ -18,7 +18,7 @@ need() { # need COMMAND DEBIAN-PACKAGE
 }
 
 need cargo ""
-need kubectl ""
+need kubectl kubernetes-client
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -15,7 +15,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print every Sluice CustomResourceDefinition as a multi-document YAML stream.
-    Crds,
+    Crds {
+        /// Write one file per CRD into this directory (as committed in `crds/`) instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
     /// workloads).
     Playground {
@@ -89,12 +93,22 @@ fn playground_serve(
     })
 }
 
+fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    for (file, yaml) in sluice::crd::crd_files()? {
+        let path = dir.join(file);
+        std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crds => sluice::crd::crds_yaml()
+        Command::Crds { out_dir: None } => sluice::crd::crds_yaml()
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
+        Command::Crds { out_dir: Some(dir) } => write_crds(&dir),
         Command::Playground {
             command:
                 PlaygroundCommand::Serve {

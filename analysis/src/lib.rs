@@ -1,3 +1,23 @@
 //! The Sluice canary judge: compares canary (experiment) samples with baseline or stable
 //! (control) samples and scores the comparison. Pure computation: no Kubernetes, async
 //! runtime or HTTP may be imported here.
+//!
+//! Pipeline: [`input::parse`] (JSON → validated [`config::JudgeRequest`]) →
+//! [`classify::classify`] per metric (cleaning, [`compare()`] or [`rate_ratio::rate_ratio`],
+//! decision rule) → [`score::score`] → [`judge::Judgement`].
+
+pub mod classify;
+pub mod compare;
+pub mod config;
+pub mod hodges_lehmann;
+pub mod input;
+pub mod judge;
+pub mod mann_whitney;
+pub mod rate_ratio;
+pub mod sample;
+pub mod score;
+pub mod selection;
+mod sort;
+
+pub use compare::{CompareError, Comparison, compare};
+pub use judge::{Judgement, judge};

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod judge;
+
 /// Progressive delivery for Kubernetes: inspect and steer Sluice rollouts.
 #[derive(Debug, Parser)]
 #[command(name = "kubectl-sluice", bin_name = "kubectl sluice", version)]
@@ -15,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version of the plugin.
     Version,
+    /// Judge canary against baseline metrics from a JSON file (offline, no cluster needed).
+    Judge(judge::JudgeArgs),
 }
 
 /// Runs the plugin with parsed arguments.
@@ -27,5 +31,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("kubectl-sluice {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Judge(args) => judge::run(&args),
     }
 }

@@ -1,0 +1,499 @@
+//! The judge's JSON input (`kubectl sluice judge -f`), parsed and validated into a
+//! [`JudgeRequest`]. Every error names the offending field as a path such as
+//! `metrics[2].experiment[5]`; unknown fields are errors, so a mistyped key is never silently
+//! ignored.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::config::{
+    DEFAULT_CONFIDENCE, DEFAULT_GROUP, Direction, EffectMeasure, EffectSize, JudgeRequest, Metric,
+    MetricConfig, MetricData, Thresholds,
+};
+use crate::rate_ratio::Counts;
+use crate::sample::{DEFAULT_OUTLIER_FACTOR, NanStrategy, OutlierStrategy, Sample};
+
+/// Why the input was rejected.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum InputError {
+    /// The JSON is malformed or has the wrong shape at `field`.
+    #[error("{field}: {message}")]
+    Shape { field: String, message: String },
+    /// A value is well-formed but not acceptable.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+impl InputError {
+    /// The path of the offending field, e.g. `metrics[0].direction`.
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Shape { field, .. } | Self::Invalid { field, .. } => field,
+        }
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> InputError {
+    InputError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRequest {
+    confidence: Option<f64>,
+    thresholds: Option<RawThresholds>,
+    groups: Option<BTreeMap<String, f64>>,
+    metrics: Vec<RawMetric>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    pass: Option<f64>,
+    marginal: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMetric {
+    name: String,
+    group: Option<String>,
+    control: Value,
+    experiment: Value,
+    direction: Option<RawDirection>,
+    critical: Option<bool>,
+    must_have_data: Option<bool>,
+    muted: Option<bool>,
+    nan_strategy: Option<RawNan>,
+    outliers: Option<RawOutliers>,
+    effect_size: Option<RawEffect>,
+    test: Option<RawTest>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawDirection {
+    Increase,
+    Decrease,
+    Either,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawNan {
+    Remove,
+    Replace,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutliers {
+    strategy: Option<RawOutlierStrategy>,
+    #[serde(alias = "outlierFactor")]
+    factor: Option<f64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawOutlierStrategy {
+    Keep,
+    Remove,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawEffect {
+    measure: Option<RawMeasure>,
+    allowed_increase: Option<f64>,
+    allowed_decrease: Option<f64>,
+    critical_increase: Option<f64>,
+    critical_decrease: Option<f64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+enum RawMeasure {
+    MeanRatio,
+    Cles,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "camelCase")]
+enum RawTest {
+    MannWhitney,
+    RateRatio,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCounts {
+    events: Value,
+    total: Value,
+}
+
+/// One sample value: a number, or `null` / `"NaN"` for a missing point. `"+Inf"`, `"-Inf"`,
+/// `"Infinity"` and `"-Infinity"` parse (Prometheus writes them) so that validation can
+/// reject them with the metric and side named.
+struct SampleValue(f64);
+
+impl<'de> Deserialize<'de> for SampleValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SampleValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, null or \"NaN\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<SampleValue, E> {
+                Ok(SampleValue(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SampleValue, E> {
+                Ok(SampleValue(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SampleValue, E> {
+                Ok(SampleValue(v as f64))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<SampleValue, E> {
+                Ok(SampleValue(f64::NAN))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<SampleValue, E> {
+                Ok(SampleValue(f64::NAN))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SampleValue, E> {
+                match v {
+                    "NaN" | "nan" => Ok(SampleValue(f64::NAN)),
+                    "+Inf" | "Inf" | "Infinity" | "+Infinity" => Ok(SampleValue(f64::INFINITY)),
+                    "-Inf" | "-Infinity" => Ok(SampleValue(f64::NEG_INFINITY)),
+                    other => Err(E::invalid_value(de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// Parses and validates a judge request.
+///
+/// # Errors
+/// [`InputError`] naming the first offending field.
+pub fn parse(text: &str) -> Result<JudgeRequest, InputError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let raw: RawRequest = serde_path_to_error::deserialize(de).map_err(|e| InputError::Shape {
+        field: display_path(&e.path().to_string()),
+        message: e.inner().to_string(),
+    })?;
+    validate(raw)
+}
+
+fn display_path(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        "input".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+fn validate(raw: RawRequest) -> Result<JudgeRequest, InputError> {
+    let confidence = raw.confidence.unwrap_or(DEFAULT_CONFIDENCE);
+    if !(confidence > 0.0 && confidence < 1.0) {
+        return Err(invalid(
+            "confidence",
+            format!("{confidence} is outside (0, 1); use e.g. 0.98"),
+        ));
+    }
+    let mut thresholds = Thresholds::default();
+    if let Some(t) = raw.thresholds {
+        thresholds.pass = t.pass.unwrap_or(thresholds.pass);
+        thresholds.marginal = t.marginal.unwrap_or(thresholds.marginal);
+    }
+    for (field, v) in [
+        ("thresholds.pass", thresholds.pass),
+        ("thresholds.marginal", thresholds.marginal),
+    ] {
+        if !(0.0..=100.0).contains(&v) {
+            return Err(invalid(field, format!("{v} is outside [0, 100]")));
+        }
+    }
+    if thresholds.marginal > thresholds.pass {
+        return Err(invalid(
+            "thresholds.marginal",
+            format!(
+                "{} is above thresholds.pass ({})",
+                thresholds.marginal, thresholds.pass
+            ),
+        ));
+    }
+    let group_weights = raw.groups.unwrap_or_default();
+    for (name, weight) in &group_weights {
+        if !(weight.is_finite() && *weight >= 0.0) {
+            return Err(invalid(
+                format!("groups.{name}"),
+                format!("weight {weight} must be a finite number ≥ 0"),
+            ));
+        }
+    }
+    let sum: f64 = group_weights.values().sum();
+    if sum > 100.0 + 1e-9 {
+        return Err(invalid(
+            "groups",
+            format!("weights sum to {sum}; they must sum to at most 100"),
+        ));
+    }
+    if raw.metrics.is_empty() {
+        return Err(invalid("metrics", "at least one metric is required"));
+    }
+    let mut names = BTreeSet::new();
+    let mut metrics = Vec::with_capacity(raw.metrics.len());
+    for (i, m) in raw.metrics.into_iter().enumerate() {
+        let at = format!("metrics[{i}]");
+        if m.name.trim().is_empty() {
+            return Err(invalid(format!("{at}.name"), "must not be empty"));
+        }
+        if !names.insert(m.name.clone()) {
+            return Err(invalid(
+                format!("{at}.name"),
+                format!("metric {:?} appears more than once", m.name),
+            ));
+        }
+        metrics.push(metric(&at, m)?);
+    }
+    Ok(JudgeRequest {
+        confidence,
+        thresholds,
+        group_weights,
+        metrics,
+    })
+}
+
+fn metric(at: &str, m: RawMetric) -> Result<Metric, InputError> {
+    let test = m.test.unwrap_or(RawTest::MannWhitney);
+    let nan_strategy = match m.nan_strategy {
+        Some(RawNan::Replace) => NanStrategy::Replace,
+        Some(RawNan::Remove) | None => NanStrategy::Remove,
+    };
+    let outliers = match m.outliers {
+        None => OutlierStrategy::Keep,
+        Some(o) => {
+            let factor = o.factor.unwrap_or(DEFAULT_OUTLIER_FACTOR);
+            if !(factor.is_finite() && factor >= 0.0) {
+                return Err(invalid(
+                    format!("{at}.outliers.factor"),
+                    format!("{factor} must be a finite number ≥ 0"),
+                ));
+            }
+            match o.strategy {
+                Some(RawOutlierStrategy::Remove) => OutlierStrategy::Remove { factor },
+                Some(RawOutlierStrategy::Keep) | None => OutlierStrategy::Keep,
+            }
+        }
+    };
+    let effect_size = effect_size(at, m.effect_size)?;
+    if test == RawTest::RateRatio {
+        if effect_size.measure == EffectMeasure::Cles {
+            return Err(invalid(
+                format!("{at}.effectSize.measure"),
+                "cles is not defined for test rateRatio; use meanRatio (the rate ratio)",
+            ));
+        }
+        if matches!(outliers, OutlierStrategy::Remove { .. }) {
+            return Err(invalid(
+                format!("{at}.outliers.strategy"),
+                "outlier removal does not apply to test rateRatio (counts are summed)",
+            ));
+        }
+    }
+    let config = MetricConfig {
+        name: m.name.clone(),
+        group: m.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
+        direction: match m.direction {
+            Some(RawDirection::Increase) => Direction::Increase,
+            Some(RawDirection::Decrease) => Direction::Decrease,
+            Some(RawDirection::Either) | None => Direction::Either,
+        },
+        critical: m.critical.unwrap_or(false),
+        must_have_data: m.must_have_data.unwrap_or(false),
+        muted: m.muted.unwrap_or(false),
+        nan_strategy,
+        outliers,
+        effect_size,
+    };
+    let data = match test {
+        RawTest::MannWhitney => MetricData::Samples {
+            control: sample(at, "control", &m.name, m.control)?,
+            experiment: sample(at, "experiment", &m.name, m.experiment)?,
+        },
+        RawTest::RateRatio => MetricData::Counts {
+            control: counts(&format!("{at}.control"), m.control)?,
+            experiment: counts(&format!("{at}.experiment"), m.experiment)?,
+        },
+    };
+    Ok(Metric { config, data })
+}
+
+fn effect_size(at: &str, raw: Option<RawEffect>) -> Result<EffectSize, InputError> {
+    let Some(raw) = raw else {
+        return Ok(EffectSize::default());
+    };
+    let measure = match raw.measure {
+        Some(RawMeasure::Cles) => EffectMeasure::Cles,
+        Some(RawMeasure::MeanRatio) | None => EffectMeasure::MeanRatio,
+    };
+    let neutral = EffectSize::neutral(measure);
+    let pick = |name: &str, v: Option<f64>, default: f64| {
+        let v = v.unwrap_or(default);
+        let ok = v.is_finite() && v >= 0.0 && (measure == EffectMeasure::MeanRatio || v <= 1.0);
+        if ok {
+            Ok(v)
+        } else {
+            Err(invalid(
+                format!("{at}.effectSize.{name}"),
+                format!(
+                    "{v} is not a valid gate (a ratio ≥ 0 for meanRatio, a probability in [0, 1] for cles)"
+                ),
+            ))
+        }
+    };
+    Ok(EffectSize {
+        measure,
+        allowed_increase: pick(
+            "allowedIncrease",
+            raw.allowed_increase,
+            neutral.allowed_increase,
+        )?,
+        allowed_decrease: pick(
+            "allowedDecrease",
+            raw.allowed_decrease,
+            neutral.allowed_decrease,
+        )?,
+        critical_increase: pick(
+            "criticalIncrease",
+            raw.critical_increase,
+            neutral.critical_increase,
+        )?,
+        critical_decrease: pick(
+            "criticalDecrease",
+            raw.critical_decrease,
+            neutral.critical_decrease,
+        )?,
+    })
+}
+
+fn sample(at: &str, side: &str, name: &str, value: Value) -> Result<Sample, InputError> {
+    let field = format!("{at}.{side}");
+    let values: Vec<SampleValue> =
+        serde_path_to_error::deserialize(value).map_err(|e| InputError::Shape {
+            field: join_path(&field, &e.path().to_string()),
+            message: format!(
+                "{} (metric {name:?}, {side} side; expected an array of numbers)",
+                e.inner()
+            ),
+        })?;
+    Sample::new(values.into_iter().map(|v| v.0).collect()).map_err(|e| {
+        let index = match &e {
+            crate::sample::SampleError::Infinite { index, .. }
+            | crate::sample::SampleError::OutOfRange { index, .. } => format!("[{index}]"),
+            crate::sample::SampleError::TooLong { .. } => String::new(),
+        };
+        invalid(
+            format!("{field}{index}"),
+            format!("{e} (metric {name:?}, {side} side)"),
+        )
+    })
+}
+
+fn join_path(prefix: &str, inner: &str) -> String {
+    if inner == "." || inner.is_empty() {
+        prefix.to_owned()
+    } else if inner.starts_with('[') {
+        format!("{prefix}{inner}")
+    } else {
+        format!("{prefix}.{inner}")
+    }
+}
+
+/// `{"events": n | [n...], "total": t | [t...]}`; lists are summed, NaN/null entries skipped.
+/// `None` when a side has no data point at all (or a zero total with no events).
+fn counts(field: &str, value: Value) -> Result<Option<Counts>, InputError> {
+    let raw: RawCounts =
+        serde_path_to_error::deserialize(value).map_err(|e| InputError::Shape {
+            field: join_path(field, &e.path().to_string()),
+            message: format!(
+                "{} (test rateRatio expects {{\"events\": ..., \"total\": ...}})",
+                e.inner()
+            ),
+        })?;
+    let events = summed(&format!("{field}.events"), raw.events, true)?;
+    let total = summed(&format!("{field}.total"), raw.total, false)?;
+    let (Some(events), Some(total)) = (events, total) else {
+        return Ok(None);
+    };
+    if total == 0.0 {
+        if events == 0.0 {
+            return Ok(None);
+        }
+        return Err(invalid(
+            format!("{field}.total"),
+            format!(
+                "is 0 but there are {events} events; the total is the exposure (requests, seconds)"
+            ),
+        ));
+    }
+    // `events` is a sum of non-negative integers below 2^53, so the cast is exact.
+    Ok(Some(Counts {
+        events: events as u64,
+        total,
+    }))
+}
+
+fn summed(field: &str, value: Value, integral: bool) -> Result<Option<f64>, InputError> {
+    let is_list = value.is_array();
+    let values: Vec<SampleValue> = match value {
+        Value::Array(_) => {
+            serde_path_to_error::deserialize(value).map_err(|e| InputError::Shape {
+                field: join_path(field, &e.path().to_string()),
+                message: e.inner().to_string(),
+            })?
+        }
+        other => vec![
+            serde_path_to_error::deserialize(other).map_err(|e| InputError::Shape {
+                field: field.to_owned(),
+                message: e.inner().to_string(),
+            })?,
+        ],
+    };
+    let mut sum = 0.0;
+    let mut seen = false;
+    for (i, SampleValue(v)) in values.into_iter().enumerate() {
+        if v.is_nan() {
+            continue;
+        }
+        let ok = v.is_finite() && v >= 0.0 && (!integral || v.fract() == 0.0);
+        if !ok {
+            let what = if integral {
+                "a whole number ≥ 0"
+            } else {
+                "a finite number ≥ 0"
+            };
+            let at = if is_list {
+                format!("{field}[{i}]")
+            } else {
+                field.to_owned()
+            };
+            return Err(invalid(at, format!("{v} is not {what}")));
+        }
+        sum += v;
+        seen = true;
+    }
+    if integral && sum >= 9_007_199_254_740_992.0 {
+        return Err(invalid(field, "the event count exceeds 2^53"));
+    }
+    Ok(seen.then_some(sum))
+}

@@ -1,0 +1,307 @@
+//! The rate-ratio test for counters (errors per request, events per second): an exact
+//! conditional binomial test of two Poisson rates, as R's `poisson.test(c(x, y), c(tx, ty))`
+//! computes it. Given s = x + y events, x is Binomial(s, π) with π = r·tx/(r·tx + ty) for rate
+//! ratio r; the test of r = 1 is R's `binom.test(x, s, tx/(tx + ty))` (two-sided p-value summing
+//! every outcome no more likely than the observed one, with R's 1 + 1e-7 relative slack), and the
+//! interval maps the Clopper-Pearson interval [π_L, π_U] of π to r = π/(1 − π)·ty/tx.
+//!
+//! This sees what the rank test cannot on zero-heavy data: a canary with 2.4× the baseline's
+//! error rate where most minutes have no error at all (kayenta-judge.md §3.7 item 2).
+//!
+//! Deviation from R: binomial probabilities come from statrs (log-gamma based) and the beta
+//! quantiles from bisection on statrs' regularized incomplete beta, so p-values and bounds
+//! agree with R to about 1e-9 relative, not to the last bit.
+
+use statrs::distribution::{Binomial, Discrete, DiscreteCDF};
+use statrs::function::beta::beta_reg;
+use thiserror::Error;
+
+/// Event count and exposure (requests, seconds) of one side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Counts {
+    pub events: u64,
+    pub total: f64,
+}
+
+impl Counts {
+    /// Events per unit of exposure.
+    pub fn rate(&self) -> f64 {
+        self.events as f64 / self.total
+    }
+}
+
+/// Why the rate-ratio test cannot run.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum RateRatioError {
+    /// A total is not a positive finite number.
+    #[error("the {side} total is {total}; it must be a positive, finite number")]
+    Total { side: &'static str, total: f64 },
+    /// The confidence level is outside (0, 1).
+    #[error("confidence level {level} is outside (0, 1)")]
+    Level { level: f64 },
+    /// statrs rejected a binomial parameter (cannot happen for validated input).
+    #[error("binomial distribution for {events} events: {message}")]
+    Distribution { events: u64, message: String },
+}
+
+/// Result of the rate-ratio test of experiment (x) against control (y).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateRatio {
+    /// Two-sided p-value of rate ratio = 1.
+    pub p_value: f64,
+    /// (x/tx)/(y/ty): +∞ when the control has no events, NaN when neither has.
+    pub estimate: f64,
+    pub lower: f64,
+    /// +∞ when the control has no events.
+    pub upper: f64,
+    pub level: f64,
+}
+
+/// Runs the test.
+///
+/// # Errors
+/// [`RateRatioError`] for a non-positive total or a level outside (0, 1).
+pub fn rate_ratio(
+    experiment: Counts,
+    control: Counts,
+    level: f64,
+) -> Result<RateRatio, RateRatioError> {
+    if !(level > 0.0 && level < 1.0) {
+        return Err(RateRatioError::Level { level });
+    }
+    for (side, c) in [("experiment", experiment), ("control", control)] {
+        if !(c.total > 0.0 && c.total.is_finite()) {
+            return Err(RateRatioError::Total {
+                side,
+                total: c.total,
+            });
+        }
+    }
+    let (x, s) = (experiment.events, experiment.events + control.events);
+    let (tx, ty) = (experiment.total, control.total);
+    if s == 0 {
+        return Ok(RateRatio {
+            p_value: 1.0,
+            estimate: f64::NAN,
+            lower: 0.0,
+            upper: f64::INFINITY,
+            level,
+        });
+    }
+    let p0 = tx / (tx + ty);
+    let p_value = binomial_two_sided(x, s, p0)?;
+    let alpha = 1.0 - level;
+    let pi_low = if x == 0 {
+        0.0
+    } else {
+        beta_quantile(alpha / 2.0, x as f64, (s - x + 1) as f64)
+    };
+    let pi_high = if x == s {
+        1.0
+    } else {
+        beta_quantile(1.0 - alpha / 2.0, (x + 1) as f64, (s - x) as f64)
+    };
+    let to_ratio = |pi: f64| {
+        if pi >= 1.0 {
+            f64::INFINITY
+        } else {
+            pi / (1.0 - pi) * ty / tx
+        }
+    };
+    Ok(RateRatio {
+        p_value,
+        estimate: experiment.rate() / control.rate(),
+        lower: to_ratio(pi_low),
+        upper: to_ratio(pi_high),
+        level,
+    })
+}
+
+/// R's two-sided `binom.test` p-value.
+fn binomial_two_sided(x: u64, n: u64, p: f64) -> Result<f64, RateRatioError> {
+    let dist = Binomial::new(p, n).map_err(|e| RateRatioError::Distribution {
+        events: n,
+        message: e.to_string(),
+    })?;
+    let relative_slack = 1.0 + 1e-7;
+    let d = dist.pmf(x) * relative_slack;
+    let mean = n as f64 * p;
+    let xf = x as f64;
+    let p_value = if xf == mean {
+        1.0
+    } else if xf < mean {
+        // Outcomes above the mean that are no more likely than x.
+        let from = mean.ceil() as u64;
+        let y = (from..=n).filter(|&i| dist.pmf(i) <= d).count() as u64;
+        dist.cdf(x) + if y == 0 { 0.0 } else { dist.sf(n - y) }
+    } else {
+        let to = mean.floor() as u64;
+        let y = (0..=to).filter(|&i| dist.pmf(i) <= d).count() as u64;
+        let lower = if y == 0 { 0.0 } else { dist.cdf(y - 1) };
+        lower + dist.sf(x - 1)
+    };
+    Ok(p_value.min(1.0))
+}
+
+/// The q-quantile of Beta(a, b) by bisection on the regularized incomplete beta function:
+/// 200 halvings reach the resolution of doubles anywhere in (0, 1).
+fn beta_quantile(q: f64, a: f64, b: f64) -> f64 {
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if beta_reg(a, b, mid) < q {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+#[cfg(test)]
+// The literals are R's `%.17g` output, kept verbatim.
+#[allow(clippy::excessive_precision)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        a == b || ((a - b) / b).abs() < rel
+    }
+
+    fn check(x: Counts, y: Counts, level: f64, want: [f64; 4]) {
+        let r = rate_ratio(x, y, level).unwrap();
+        let got = [r.p_value, r.estimate, r.lower, r.upper];
+        for (g, w) in got.iter().zip(want) {
+            assert!(close(*g, w, 1e-9), "{got:?} vs R {want:?}");
+        }
+    }
+
+    #[test]
+    fn matches_r_poisson_test() {
+        // Rscript scripts/judge-reference.R, line "zero_inflated_rate":
+        // poisson.test(c(48, 20), c(120000, 120000), conf.level = 0.98)
+        check(
+            Counts {
+                events: 48,
+                total: 120_000.0,
+            },
+            Counts {
+                events: 20,
+                total: 120_000.0,
+            },
+            0.98,
+            [
+                0.000_914_390_721_287_557_63,
+                2.4,
+                1.275_920_440_167_125_4,
+                4.755_215_203_152_100_2,
+            ],
+        );
+        // "rate_small": poisson.test(c(7, 2), c(5000, 4000), conf.level = 0.98)
+        check(
+            Counts {
+                events: 7,
+                total: 5000.0,
+            },
+            Counts {
+                events: 2,
+                total: 4000.0,
+            },
+            0.98,
+            [
+                0.314_852_963_287_649_11,
+                2.8,
+                0.418_927_751_974_902_45,
+                45.292_351_637_372_043,
+            ],
+        );
+        // "rate_lower": poisson.test(c(130, 190), c(1e6, 1.1e6), conf.level = 0.95)
+        check(
+            Counts {
+                events: 130,
+                total: 1e6,
+            },
+            Counts {
+                events: 190,
+                total: 1.1e6,
+            },
+            0.95,
+            [
+                0.013_678_051_573_404_622,
+                0.752_631_578_947_368_43,
+                0.597_440_921_234_015_49,
+                0.945_699_007_882_310_54,
+            ],
+        );
+        // "rate_zero_canary": poisson.test(c(0, 3), c(100, 100), conf.level = 0.98)
+        check(
+            Counts {
+                events: 0,
+                total: 100.0,
+            },
+            Counts {
+                events: 3,
+                total: 100.0,
+            },
+            0.98,
+            [0.250_000_000_000_000_06, 0.0, 0.0, 3.641_588_833_612_777_5],
+        );
+    }
+
+    #[test]
+    fn no_events_on_either_side_is_no_evidence() {
+        let r = rate_ratio(
+            Counts {
+                events: 0,
+                total: 10.0,
+            },
+            Counts {
+                events: 0,
+                total: 10.0,
+            },
+            0.98,
+        )
+        .unwrap();
+        assert_eq!(r.p_value, 1.0);
+        assert!(r.estimate.is_nan());
+    }
+
+    #[test]
+    fn control_without_events_gives_an_unbounded_ratio() {
+        let r = rate_ratio(
+            Counts {
+                events: 9,
+                total: 10.0,
+            },
+            Counts {
+                events: 0,
+                total: 10.0,
+            },
+            0.98,
+        )
+        .unwrap();
+        assert_eq!(r.estimate, f64::INFINITY);
+        assert_eq!(r.upper, f64::INFINITY);
+        assert!(r.lower > 1.0, "{r:?}");
+    }
+
+    #[test]
+    fn a_zero_total_is_rejected() {
+        let err = rate_ratio(
+            Counts {
+                events: 1,
+                total: 0.0,
+            },
+            Counts {
+                events: 1,
+                total: 1.0,
+            },
+            0.98,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("experiment total"), "{err}");
+    }
+}

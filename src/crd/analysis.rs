@@ -1,0 +1,483 @@
+//! The analysis resources: `AnalysisTemplate`, `ClusterAnalysisTemplate` and `AnalysisRun`, with
+//! their metrics, providers and the canary judge's configuration.
+
+use super::{DryRun, MeasurementRetention};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Metrics that judge a rollout, with the arguments they take.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "AnalysisTemplate",
+    plural = "analysistemplates",
+    shortname = "sat",
+    namespaced
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateSpec {
+    /// The metrics to measure.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub metrics: Vec<Metric>,
+    /// Arguments the metrics refer to as `{{args.NAME}}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Argument>,
+    /// Metrics whose failure is recorded but does not fail the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<DryRun>,
+    /// How many measurements to keep per metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
+    /// How judge metrics are scored together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<JudgementConfig>,
+}
+
+/// An `AnalysisTemplate` available to Rollouts in every namespace.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "ClusterAnalysisTemplate",
+    plural = "clusteranalysistemplates",
+    shortname = "scat"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAnalysisTemplateSpec {
+    /// The template, with the same fields as an AnalysisTemplate's spec.
+    #[serde(flatten)]
+    pub template: AnalysisTemplateSpec,
+}
+
+/// One execution of analysis templates with resolved arguments.
+// Each `printcolumn(...)` repeats `type_ = ...`; clippy reads that as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "AnalysisRun",
+    plural = "analysisruns",
+    shortname = "sar",
+    namespaced,
+    status = "AnalysisRunStatus",
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Phase of the run"
+    ),
+    printcolumn(
+        name = "Score",
+        type_ = "number",
+        json_path = ".status.judgement.score",
+        description = "Canary score of judge metrics"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunSpec {
+    /// The metrics to measure, with arguments substituted.
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+    /// The arguments the run was created with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<Argument>,
+    /// Stop measuring; a run stopped without failures is Successful.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terminate: bool,
+    /// Metrics whose failure is recorded but does not fail the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dry_run: Vec<DryRun>,
+    /// How many measurements to keep per metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurement_retention: Vec<MeasurementRetention>,
+    /// How judge metrics are scored together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<JudgementConfig>,
+}
+
+/// A template argument.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Argument {
+    /// The argument's name.
+    pub name: String,
+    /// Its value; an argument without one must be supplied by the Rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Read the value from a Secret at measurement time (never stored in the run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<ArgumentSource>,
+}
+
+/// Where an argument's value comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ArgumentSource {
+    /// A key of a Secret in the run's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+}
+
+/// A key of a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    pub name: String,
+    /// The key within it.
+    pub key: String,
+}
+
+/// A metric: a provider, how often to measure it, and how to judge each measurement (a
+/// condition on `result`) or the whole comparison (the canary judge).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.judge) || (!has(self.successCondition) && !has(self.failureCondition))").message("a metric uses either a judge or success/failure conditions, not both"))]
+#[serde(rename_all = "camelCase")]
+pub struct Metric {
+    /// The metric's name, unique in the run.
+    pub name: String,
+    /// Time between measurements (`30s`, `5m`); one measurement when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// Delay before the first measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay: Option<String>,
+    /// Number of measurements; unlimited with an interval and no count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<IntOrString>,
+    /// Expression over `result` that a successful measurement satisfies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_condition: Option<String>,
+    /// Expression over `result` that a failed measurement satisfies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_condition: Option<String>,
+    /// Failed measurements tolerated before the metric fails; -1 for no limit. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<IntOrString>,
+    /// Inconclusive measurements tolerated. Defaults to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive_limit: Option<IntOrString>,
+    /// Consecutive provider errors tolerated. Defaults to 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_error_limit: Option<IntOrString>,
+    /// Consecutive successes after which the metric succeeds; 0 disables it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_success_limit: Option<IntOrString>,
+    /// Where the measurements come from.
+    pub provider: MetricProviderSpec,
+    /// Compare canary with baseline or stable statistically instead of by condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeMetric>,
+}
+
+/// The source of a metric's measurements. Exactly one is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("[has(self.prometheus), has(self.web), has(self.job), has(self.plugin)].filter(x, x).size() == 1").message("a metric provider sets exactly one of prometheus, web, job, plugin"))]
+#[serde(rename_all = "camelCase")]
+pub struct MetricProviderSpec {
+    /// A Prometheus query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusMetric>,
+    /// An HTTP endpoint returning JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebMetric>,
+    /// A Kubernetes Job whose success is the measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobMetric>,
+    /// An out-of-process provider by name, with its configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::free_form_object")]
+    pub plugin: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// A Prometheus query.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusMetric {
+    /// The server's base URL.
+    pub address: String,
+    /// The PromQL query; `{{args.NAME}}` is substituted.
+    pub query: String,
+    /// Query timeout in seconds. Defaults to 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout: Option<i64>,
+    /// Skip TLS certificate verification.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// Extra HTTP headers, such as authorisation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HttpHeader>,
+    /// Run a range query instead of an instant one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_query: Option<RangeQuery>,
+}
+
+/// A range query's window.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RangeQuery {
+    /// Start of the window, as a duration before now (`10m`).
+    pub start: String,
+    /// End of the window, as a duration before now; now when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// Resolution (`30s`).
+    pub step: String,
+}
+
+/// An HTTP header.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpHeader {
+    /// The header's name.
+    pub key: String,
+    /// The header's value.
+    pub value: String,
+}
+
+/// An HTTP endpoint returning JSON.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebMetric {
+    /// `GET`, `POST` or `PUT`. Defaults to `GET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The URL; `{{args.NAME}}` is substituted.
+    pub url: String,
+    /// Request headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HttpHeader>,
+    /// Request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Timeout in seconds. Defaults to 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<i64>,
+    /// JSONPath of the result in the response. Defaults to `{$}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_path: Option<String>,
+    /// Skip TLS certificate verification.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+/// A Kubernetes Job whose completion is the measurement.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetric {
+    /// Labels and annotations of the Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<super::PodMetadata>,
+    /// The Job's spec (`batch/v1` JobSpec).
+    #[schemars(schema_with = "super::schema::free_form_object")]
+    pub spec: serde_json::Value,
+}
+
+/// How the canary judge compares one metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JudgeMetric {
+    /// What the canary is compared with: `baseline` (fresh pods of the stable version) or
+    /// `stable`. Defaults to `baseline` when the rollout runs one, else `stable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<JudgeControl>,
+    /// The statistical test: `mannWhitney` (default) for samples, `rateRatio` for counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<JudgeTest>,
+    /// Which change is bad: `increase`, `decrease` or `either` (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<JudgeDirection>,
+    /// A failure of this metric fails the whole judgement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
+    /// No data for this metric counts as a failure.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_have_data: bool,
+    /// Measure and report, but leave out of the score.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
+    /// `remove` (default) or `replace` NaN values (with 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nan_strategy: Option<String>,
+    /// Outlier handling: `{strategy: keep|remove, factor}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::free_form_object")]
+    pub outliers: Option<serde_json::Value>,
+    /// Effect-size gates: `{measure, allowedIncrease, allowedDecrease, criticalIncrease,
+    /// criticalDecrease}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::free_form_object")]
+    pub effect_size: Option<serde_json::Value>,
+    /// The score group the metric belongs to. Defaults to the metric's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// What the canary is compared with.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum JudgeControl {
+    /// Fresh pods of the stable version, the same size as the canary and given the same traffic.
+    Baseline,
+    /// The stable pods.
+    Stable,
+}
+
+/// The judge's statistical test.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum JudgeTest {
+    /// Mann-Whitney U with a Hodges-Lehmann interval.
+    MannWhitney,
+    /// Exact conditional test of two event rates.
+    RateRatio,
+}
+
+/// Which change of a metric is bad.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum JudgeDirection {
+    /// A rise is bad.
+    Increase,
+    /// A fall is bad.
+    Decrease,
+    /// Any change is bad.
+    Either,
+}
+
+/// How judge metrics are scored together.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JudgementConfig {
+    /// Confidence level of the intervals. Defaults to 0.98.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Score thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ScoreThresholds>,
+    /// Weights of the groups, summing to at most 100.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, f64>,
+}
+
+/// Score thresholds of a judgement.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScoreThresholds {
+    /// A score at or above this passes. Defaults to 95.
+    pub pass: f64,
+    /// A score at or above this, below `pass`, pauses for a person. Defaults to 75.
+    pub marginal: f64,
+}
+
+/// The observed state of an AnalysisRun.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRunStatus {
+    /// `Pending`, `Running`, `Successful`, `Failed`, `Error` or `Inconclusive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<AnalysisPhase>,
+    /// Why the run is in its phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Per-metric results, with a bounded history of measurements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_results: Vec<MetricResult>,
+    /// The canary judge's latest judgement, for judge metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::schema::free_form_object")]
+    pub judgement: Option<serde_json::Value>,
+}
+
+/// The phase of an AnalysisRun or of one metric.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnalysisPhase {
+    /// Not started.
+    Pending,
+    /// Measuring.
+    Running,
+    /// Passed.
+    Successful,
+    /// Failed.
+    Failed,
+    /// Could not measure.
+    Error,
+    /// Neither passed nor failed.
+    Inconclusive,
+}
+
+/// The results of one metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricResult {
+    /// The metric's name.
+    pub name: String,
+    /// The metric's phase.
+    pub phase: AnalysisPhase,
+    /// Why the metric is in its phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The most recent measurements, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+    /// Measurements taken.
+    #[serde(default)]
+    pub count: i32,
+    /// Successful measurements.
+    #[serde(default)]
+    pub successful: i32,
+    /// Failed measurements.
+    #[serde(default)]
+    pub failed: i32,
+    /// Inconclusive measurements.
+    #[serde(default)]
+    pub inconclusive: i32,
+    /// Measurements that errored.
+    #[serde(default)]
+    pub error: i32,
+    /// Errors in a row.
+    #[serde(default)]
+    pub consecutive_error: i32,
+    /// Successes in a row.
+    #[serde(default)]
+    pub consecutive_success: i32,
+}
+
+/// One measurement of a metric.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// The measurement's phase.
+    pub phase: AnalysisPhase,
+    /// Why, when it did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// The value measured, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}

@@ -1,0 +1,462 @@
+//! Traffic-routed canary: weights, Services, dynamicStableScale, setCanaryScale, header and
+//! mirror routes, verification, promotion and abort delays.
+
+use super::fixtures::*;
+use crate::crd::*;
+use crate::engine::*;
+use std::time::Duration;
+
+fn scale(d: &Decision, name: &str) -> Option<i32> {
+    d.actions.iter().find_map(|a| match a {
+        Action::ScaleReplicaSet { name: n, replicas } if n == name => Some(*replicas),
+        Action::CreateReplicaSet {
+            name: n, replicas, ..
+        } if n == name => Some(*replicas),
+        _ => None,
+    })
+}
+
+fn rs_name(image: &str) -> String {
+    format!("{NAME}-{}", hash_of(image))
+}
+
+fn tr_world() -> World {
+    let mut w = World::healthy(Rollout::test().traffic().build());
+    w.set_image("nginx:2");
+    w
+}
+
+#[test]
+fn traffic_routed_canary_uses_ceil_and_keeps_stable_full() {
+    let mut w = World::healthy(
+        Rollout::test()
+            .traffic()
+            .steps(vec![weight(15), pause()])
+            .build(),
+    );
+    let h1 = hash_of("nginx:1");
+    assert_eq!(w.selector_of("web-stable"), Some(h1.clone()));
+    assert_eq!(w.selector_of("web-canary"), Some(h1.clone()));
+    w.set_image("nginx:2");
+    let d = w.step().clone();
+    assert_eq!(
+        scale(&d, &rs_name("nginx:2")),
+        Some(2),
+        "ceil(10 × 15 / 100) = 2: {d:#?}"
+    );
+    assert_eq!(scale(&d, &rs_name("nginx:1")), None, "stable stays at 10");
+    // No weight for a canary without available pods.
+    assert!(
+        !d.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetWeights(w) if w.canary.weight > 0)),
+        "{d:#?}"
+    );
+    settle(&mut w.observed);
+    let d = w.step().clone();
+    let h2 = hash_of("nginx:2");
+    assert!(
+        d.actions.contains(&Action::SetServiceSelector {
+            service: "web-canary".into(),
+            pod_template_hash: h2.clone()
+        }),
+        "{d:#?}"
+    );
+    let weights = d
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetWeights(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((weights.canary.weight, weights.stable.weight), (15, 85));
+    assert_eq!(
+        weights.canary.pod_template_hash.as_deref(),
+        Some(h2.as_str())
+    );
+    assert_eq!(
+        d.status
+            .canary
+            .as_ref()
+            .unwrap()
+            .weights
+            .as_ref()
+            .unwrap()
+            .canary
+            .weight,
+        15,
+        "{:#?}",
+        d.status
+    );
+    assert!(d.events.iter().any(|e| e.reason == "TrafficWeightUpdated"));
+    assert_eq!(d.status.current_step_index, Some(1));
+    assert!(w.step().actions.is_empty(), "{:#?}", w.last);
+}
+
+#[test]
+fn promotion_switches_stable_service_and_delays_old_scale_down() {
+    let mut w = tr_world();
+    w.run();
+    w.update_status(|s| s.promote_full = true);
+    w.run();
+    let h2 = hash_of("nginx:2");
+    assert_eq!(w.status().stable_rs.as_deref(), Some(h2.as_str()));
+    assert_eq!(w.selector_of("web-stable"), Some(h2.clone()));
+    assert_eq!(w.selector_of("web-canary"), Some(h2.clone()));
+    let weights = w.status().canary.as_ref().unwrap().weights.clone().unwrap();
+    assert_eq!(
+        (weights.canary.weight, weights.stable.weight),
+        (0, 100),
+        "{weights:?}"
+    );
+    // The old stable keeps running for scaleDownDelaySeconds (30 s).
+    let old = w.rs_of("nginx:1").unwrap();
+    assert_eq!(old.desired_replicas, 10);
+    assert!(old.scale_down_deadline.is_some(), "{old:#?}");
+    assert!(
+        w.last
+            .requeue_after
+            .is_some_and(|d| d <= Duration::from_secs(30)),
+        "{:?}",
+        w.last.requeue_after
+    );
+    let deadline = old.scale_down_deadline.unwrap();
+    w.now = deadline;
+    w.run();
+    assert_eq!(w.spec_of("nginx:1"), 0);
+    assert_eq!(w.status().phase, Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn abort_traffic_routed_sends_all_traffic_to_stable_then_scales_canary_down_after_delay() {
+    let mut w = tr_world();
+    w.run();
+    assert_eq!(w.spec_of("nginx:2"), 2);
+    w.update_status(|s| s.abort = true);
+    let d = w.step().clone();
+    let h1 = hash_of("nginx:1");
+    assert!(d.actions.contains(&Action::RemoveManagedRoutes), "{d:#?}");
+    assert!(
+        d.actions.contains(&Action::SetServiceSelector {
+            service: "web-canary".into(),
+            pod_template_hash: h1.clone()
+        }),
+        "{d:#?}"
+    );
+    let weights = d
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetWeights(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((weights.canary.weight, weights.stable.weight), (0, 100));
+    // The canary keeps its pods for abortScaleDownDelaySeconds (30 s), then goes to 0.
+    assert_eq!(scale(&d, &rs_name("nginx:2")), None, "{d:#?}");
+    assert!(
+        d.actions.iter().any(|a| matches!(
+            a,
+            Action::SetScaleDownDeadline {
+                deadline: Some(_),
+                ..
+            }
+        )),
+        "{d:#?}"
+    );
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(30)));
+    assert!(w.step().actions.is_empty(), "{:#?}", w.last);
+    w.advance(30);
+    let d = w.step().clone();
+    assert_eq!(scale(&d, &rs_name("nginx:2")), Some(0), "{d:#?}");
+    assert_eq!(d.status.phase, Some(RolloutPhase::Degraded));
+}
+
+#[test]
+fn abort_scale_down_delay_zero_keeps_canary() {
+    let mut w = World::healthy(
+        Rollout::test()
+            .traffic()
+            .with_canary(|c| c.abort_scale_down_delay_seconds = Some(0))
+            .build(),
+    );
+    w.set_image("nginx:2");
+    w.run();
+    w.update_status(|s| s.abort = true);
+    w.run();
+    w.advance(3600);
+    w.run();
+    assert_eq!(w.spec_of("nginx:2"), 2, "{:#?}", w.observed);
+}
+
+#[test]
+fn dynamic_stable_scale_shrinks_stable_with_weight() {
+    let r = Rollout::test()
+        .traffic()
+        .with_canary(|c| c.dynamic_stable_scale = true)
+        .steps(vec![weight(40), pause()])
+        .build();
+    let mut w = World::healthy(r);
+    w.set_image("nginx:2");
+    w.run();
+    // Canary 4 pods at 40 %; stable down to 6 once the weights moved.
+    assert_eq!(
+        (w.spec_of("nginx:2"), w.spec_of("nginx:1")),
+        (4, 6),
+        "{:#?}",
+        w.observed
+    );
+    w.update_status(|s| s.abort = true);
+    let d = w.step().clone();
+    assert_eq!(w.spec_of("nginx:1"), 10, "abort scales stable back up");
+    assert!(
+        !d.actions.iter().any(|a| matches!(a, Action::SetWeights(_))),
+        "traffic waits for the stable's pods: {d:#?}"
+    );
+    settle(&mut w.observed);
+    let d = w.step().clone();
+    let weights = d
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetWeights(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((weights.canary.weight, weights.stable.weight), (0, 100));
+}
+
+#[test]
+fn set_canary_scale_sticks_until_match_traffic_weight() {
+    let steps = vec![
+        canary_scale(SetCanaryScale {
+            replicas: Some(3),
+            ..Default::default()
+        }),
+        weight(10),
+        pause(),
+        canary_scale(SetCanaryScale {
+            match_traffic_weight: true,
+            ..Default::default()
+        }),
+        pause(),
+    ];
+    let mut w = World::healthy(Rollout::test().traffic().steps(steps).build());
+    w.set_image("nginx:2");
+    w.run();
+    assert_eq!(w.status().current_step_index, Some(2));
+    assert_eq!(
+        w.spec_of("nginx:2"),
+        3,
+        "setCanaryScale replicas: 3 sticks past setWeight 10"
+    );
+    let weights = w.status().canary.as_ref().unwrap().weights.clone().unwrap();
+    assert_eq!(weights.canary.weight, 10);
+    w.update_status(|s| s.pause_conditions.clear());
+    w.run();
+    assert_eq!(w.status().current_step_index, Some(4));
+    assert_eq!(
+        w.spec_of("nginx:2"),
+        1,
+        "matchTrafficWeight: ceil(10 × 10%) = 1"
+    );
+}
+
+#[test]
+fn min_pods_per_replica_set_raises_small_canaries() {
+    let r = Rollout::test()
+        .traffic()
+        .with_canary(|c| c.min_pods_per_replica_set = Some(3))
+        .steps(vec![weight(5), pause()])
+        .build();
+    let mut w = World::healthy(r);
+    w.set_image("nginx:2");
+    w.run();
+    assert_eq!(w.spec_of("nginx:2"), 3);
+}
+
+#[test]
+fn header_and_mirror_route_steps_apply_and_advance() {
+    let steps = vec![
+        weight(10),
+        header_route("hdr", true),
+        mirror_route("mirror"),
+        pause(),
+        header_route("hdr", false),
+    ];
+    let mut w = World::healthy(Rollout::test().traffic().steps(steps).build());
+    w.set_image("nginx:2");
+    w.step();
+    settle(&mut w.observed);
+    let d = w.step().clone();
+    assert!(
+        d.actions.iter().any(
+            |a| matches!(a, Action::SetHeaderRoute(r) if r.name == "hdr" && !r.matches.is_empty())
+        ),
+        "{d:#?}"
+    );
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetMirrorRoute(r) if r.name == "mirror")),
+        "{d:#?}"
+    );
+    assert_eq!(d.status.current_step_index, Some(3));
+    assert!(
+        w.step().actions.is_empty(),
+        "routes are applied once: {:#?}",
+        w.last
+    );
+    w.update_status(|s| s.pause_conditions.clear());
+    let d = w.step().clone();
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetHeaderRoute(r) if r.matches.is_empty())),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn weights_wait_for_router_verification() {
+    let mut w = tr_world();
+    w.step();
+    settle(&mut w.observed);
+    w.observed.weights_verified = Some(false);
+    let d = w.step().clone();
+    assert_eq!(
+        d.status.current_step_index,
+        Some(0),
+        "unverified weights hold the step: {:#?}",
+        d.status
+    );
+    w.observed.weights_verified = Some(false);
+    let d = w.step().clone();
+    assert_eq!(d.requeue_after, Some(Duration::from_secs(10)), "{d:#?}");
+    w.observed.weights_verified = Some(true);
+    let d = w.step().clone();
+    assert_eq!(d.status.current_step_index, Some(1));
+}
+
+#[test]
+fn scale_down_delay_revision_limit_caps_old_replicasets_kept_up() {
+    let r = Rollout::test()
+        .traffic()
+        .with_canary(|c| c.scale_down_delay_revision_limit = Some(0))
+        .build();
+    let mut w = World::healthy(r);
+    w.set_image("nginx:2");
+    w.run();
+    w.update_status(|s| s.promote_full = true);
+    w.run();
+    assert_eq!(
+        w.spec_of("nginx:1"),
+        0,
+        "limit 0: no old ReplicaSet waits: {:#?}",
+        w.observed
+    );
+}
+
+#[test]
+fn traffic_routed_new_revision_mid_rollout_resets_weight_before_moving_canary_service() {
+    let mut w = World::healthy(Rollout::test().traffic().build());
+    w.set_image("nginx:2");
+    w.run();
+    let h2 = hash_of("nginx:2");
+    assert_eq!(
+        w.status()
+            .canary
+            .as_ref()
+            .unwrap()
+            .weights
+            .as_ref()
+            .unwrap()
+            .canary
+            .weight,
+        20
+    );
+    w.set_image("nginx:3");
+    let d = w.step().clone();
+    // v3 has no pods yet: traffic leaves v2 first; the canary Service stays on v2 meanwhile.
+    let weights = d
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetWeights(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(weights.canary.weight, 0, "{d:#?}");
+    assert_eq!(w.selector_of("web-canary"), Some(h2.clone()));
+    assert_eq!(
+        w.spec_of("nginx:2"),
+        1,
+        "v2 keeps a pod while the canary Service selects it"
+    );
+    assert!(d.actions.contains(&Action::RemoveManagedRoutes), "{d:#?}");
+    settle(&mut w.observed);
+    w.run();
+    let h3 = hash_of("nginx:3");
+    assert_eq!(w.selector_of("web-canary"), Some(h3.clone()));
+    assert_eq!(w.spec_of("nginx:2"), 0);
+    assert_eq!(w.spec_of("nginx:3"), 2);
+    assert_eq!(
+        w.status().stable_rs.as_deref(),
+        Some(hash_of("nginx:1").as_str())
+    );
+}
+
+#[test]
+fn pod_template_hash_is_pinned() {
+    // Changing the hashing algorithm would redeploy every Rollout everywhere.
+    assert_eq!(hash_of("nginx:1"), "rbx6qjl");
+    assert_eq!(hash_of("nginx:2"), "9jjrnbl");
+}
+
+#[test]
+fn replica_progress_threshold_lets_a_step_complete_early() {
+    let r = Rollout::test()
+        .traffic()
+        .steps(vec![weight(40), pause()])
+        .with_canary(|c| {
+            c.replica_progress_threshold = Some(ReplicaProgressThreshold {
+                kind: ProgressThresholdType::Pods,
+                value: 2,
+            })
+        })
+        .build();
+    let mut w = World::healthy(r);
+    w.set_image("nginx:2");
+    w.step();
+    assert_eq!(w.spec_of("nginx:2"), 4);
+    let rs = w
+        .observed
+        .replica_sets
+        .iter_mut()
+        .find(|r| r.pod_template_hash.as_deref() == Some(hash_of("nginx:2").as_str()))
+        .unwrap();
+    rs.available_replicas = 1;
+    assert_eq!(w.step().status.current_step_index, Some(0));
+    let rs = w
+        .observed
+        .replica_sets
+        .iter_mut()
+        .find(|r| r.pod_template_hash.as_deref() == Some(hash_of("nginx:2").as_str()))
+        .unwrap();
+    rs.available_replicas = 2;
+    let d = w.step().clone();
+    assert_eq!(d.status.current_step_index, Some(1), "{:#?}", d.status);
+    assert_eq!(
+        d.status
+            .canary
+            .as_ref()
+            .unwrap()
+            .weights
+            .as_ref()
+            .unwrap()
+            .canary
+            .weight,
+        40
+    );
+}

@@ -627,3 +627,57 @@ async fn cascading_delete_and_events() {
     );
     pg.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sluice_crds_and_example_rollouts_apply() {
+    let pg = start().await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let crds = format!("{root}/crds");
+    let out = kubectl(&pg, &["apply", "-f", &crds]).await;
+    assert!(
+        out.contains("customresourcedefinition.apiextensions.k8s.io/rollouts.sluice.dev created"),
+        "{out}"
+    );
+    kubectl(
+        &pg,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/rollouts.sluice.dev",
+            "--timeout=10s",
+        ],
+    )
+    .await;
+    for example in ["canary", "bluegreen", "traffic-routed-canary"] {
+        let file = format!("{root}/examples/rollouts/{example}.yaml");
+        let ns = format!("ex-{example}");
+        kubectl(&pg, &["create", "namespace", &ns]).await;
+        let out = kubectl(&pg, &["apply", "-n", &ns, "-f", &file]).await;
+        assert!(
+            out.contains("rollout.sluice.dev/podinfo created"),
+            "{example}: {out}"
+        );
+        let r = json(&pg, &["get", "rollout", "podinfo", "-n", &ns]).await;
+        assert_eq!(r["metadata"]["generation"], 1, "{example}: {r}");
+    }
+    let table = kubectl(&pg, &["get", "sro", "-n", "ex-canary"]).await;
+    assert!(table.lines().next().unwrap().starts_with("NAME"), "{table}");
+    assert!(table.contains("podinfo"), "{table}");
+    kubectl(
+        &pg,
+        &[
+            "scale",
+            "rollout",
+            "podinfo",
+            "-n",
+            "ex-canary",
+            "--replicas=7",
+        ],
+    )
+    .await;
+    assert_eq!(
+        json(&pg, &["get", "rollout", "podinfo", "-n", "ex-canary"]).await["spec"]["replicas"],
+        7
+    );
+    pg.shutdown().await;
+}

@@ -585,23 +585,35 @@ fn crd_status(crd: &mut Value) {
 }
 
 /// Evaluate the schema's CEL `x-kubernetes-validations` rules (transition rules see `old`).
+/// Rules kube's evaluator cannot compile or does not support are skipped with a warning: the
+/// real server would evaluate them, so rejecting would be wrong and accepting is the lesser error.
 fn cel_causes(schema: &Value, obj: &Value, old: Option<&Value>) -> Vec<super::error::Cause> {
+    use kube::core::cel::ErrorKind;
     thread_local! {
         // Registering the Kubernetes CEL functions is costly: once per thread.
         static CEL: kube::core::cel::Validator = kube::core::cel::Validator::new();
     }
-    match CEL.with(|v| v.validate(schema, obj, old)) {
-        Ok(()) => Vec::new(),
-        Err(errors) => errors
-            .into_vec()
-            .into_iter()
-            .map(|e| super::error::Cause {
-                reason: e.reason.unwrap_or_else(|| "FieldValueInvalid".to_string()),
-                message: format!("Invalid value: {}", e.message),
-                field: e.field_path,
-            })
-            .collect(),
+    let Err(errors) = CEL.with(|v| v.validate(schema, obj, old)) else {
+        return Vec::new();
+    };
+    let mut causes = Vec::new();
+    for e in errors.into_vec() {
+        match e.kind {
+            ErrorKind::ValidationFailure
+            | ErrorKind::InvalidResult
+            | ErrorKind::EvaluationError => {
+                causes.push(super::error::Cause {
+                    reason: e.reason.unwrap_or_else(|| "FieldValueInvalid".to_string()),
+                    message: format!("Invalid value: {}", e.message),
+                    field: e.field_path,
+                });
+            }
+            _ => {
+                tracing::warn!(rule = %e.rule, field = %e.field_path, message = %e.message, "CEL rule not evaluated by the playground")
+            }
+        }
     }
+    causes
 }
 
 fn validate_name(def: &ResourceDef, name: &str) -> Result<(), ApiError> {

@@ -20,6 +20,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// Run the Rollout controller against a cluster.
+    Controller(Box<sluice::controller::cli::ControllerArgs>),
 }
 
 fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -31,6 +33,37 @@ fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Result<()> {
+    // The only place that reads the environment directly: the default Lease identity.
+    let identity = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice-controller".into());
+    runtime()?.block_on(sluice::controller::cli::run_controller(
+        args,
+        identity,
+        decide,
+        sluice::controller::no_routers,
+    ))
+}
+
+/// Stand-in until the engine lands: keeps the status as it is and asks for nothing.
+fn decide(
+    rollout: &sluice::crd::Rollout,
+    _observed: &sluice::engine::Observed,
+    _now: jiff::Timestamp,
+) -> sluice::engine::Decision {
+    sluice::engine::Decision {
+        status: rollout.status.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -38,6 +71,7 @@ fn main() -> ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir),
+        Command::Controller(args) => run_controller(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

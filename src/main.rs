@@ -118,21 +118,9 @@ fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Resu
     runtime()?.block_on(sluice::controller::cli::run_controller(
         args,
         identity,
-        decide,
+        sluice::engine::decide,
         sluice::controller::no_routers,
     ))
-}
-
-/// Stand-in until the engine lands: keeps the status as it is and asks for nothing.
-fn decide(
-    rollout: &sluice::crd::Rollout,
-    _observed: &sluice::engine::Observed,
-    _now: jiff::Timestamp,
-) -> sluice::engine::Decision {
-    sluice::engine::Decision {
-        status: rollout.status.clone().unwrap_or_default(),
-        ..Default::default()
-    }
 }
 
 fn main() -> ExitCode {

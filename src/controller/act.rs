@@ -8,8 +8,7 @@ use super::context::Context;
 use super::leader::NotLeader;
 use crate::crd::{FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, Rollout};
 use crate::engine::{
-    Action, EventKind, EventNote, MANAGED_BY_ANNOTATION, Observed, REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION,
+    Action, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION,
 };
 use crate::traffic::{RouteContext, TrafficError, TrafficRouter};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
@@ -66,13 +65,11 @@ impl ActError {
     }
 }
 
-/// What acting did: writes made and Events about them.
+/// What acting did. The Events describing it come from the engine's `Decision`.
 #[derive(Debug, Default)]
 pub struct ActReport {
     /// API writes (creates, patches, deletes) made, router calls included.
     pub writes: u32,
-    /// Events describing the writes (`ScalingReplicaSet`, `SwitchService`).
-    pub events: Vec<EventNote>,
 }
 
 fn patch_params() -> PatchParams {
@@ -90,7 +87,6 @@ fn patch_params() -> PatchParams {
 pub async fn act(
     ctx: &Context,
     rollout: &Rollout,
-    observed: &Observed,
     routers: &[Box<dyn TrafficRouter>],
     route_ctx: &RouteContext,
     actions: &[Action],
@@ -105,7 +101,6 @@ pub async fn act(
             ctx,
             rollout,
             &namespace,
-            observed,
             routers,
             route_ctx,
             action,
@@ -121,7 +116,6 @@ async fn apply_one(
     ctx: &Context,
     rollout: &Rollout,
     namespace: &str,
-    observed: &Observed,
     routers: &[Box<dyn TrafficRouter>],
     route_ctx: &RouteContext,
     action: &Action,
@@ -154,14 +148,7 @@ async fn apply_one(
             let result = replica_sets.create(&params, &rs).await;
             ctx.metrics.api_request("create", &result);
             match result {
-                Ok(_) => {
-                    report.writes += 1;
-                    report.events.push(EventNote {
-                        kind: EventKind::Normal,
-                        reason: "ScalingReplicaSet",
-                        message: format!("Created ReplicaSet {name} with {replicas} replicas"),
-                    });
-                }
+                Ok(_) => report.writes += 1,
                 // Created by an earlier reconcile whose cache had not caught up yet.
                 Err(kube::Error::Api(status)) if status.code == 409 => {}
                 Err(source) => return Err(api_error("create", "ReplicaSet", name, source)),
@@ -178,26 +165,6 @@ async fn apply_one(
             ctx.metrics.api_request("patch", &result);
             result.map_err(|source| api_error("patch", "ReplicaSet", name, source))?;
             report.writes += 1;
-            let before = observed
-                .replica_sets
-                .iter()
-                .find(|rs| &rs.name == name)
-                .map(|rs| rs.desired_replicas);
-            if before != Some(*replicas) {
-                let direction = if before.unwrap_or(0) < *replicas {
-                    "up"
-                } else {
-                    "down"
-                };
-                report.events.push(EventNote {
-                    kind: EventKind::Normal,
-                    reason: "ScalingReplicaSet",
-                    message: format!(
-                        "Scaled {direction} ReplicaSet {name} from {} to {replicas}",
-                        before.unwrap_or(0)
-                    ),
-                });
-            }
         }
         Action::SetScaleDownDeadline { name, deadline } => {
             let value = deadline.map(|d| d.to_string());
@@ -207,6 +174,20 @@ async fn apply_one(
                     &patch_params(),
                     &Patch::Merge(json!({"metadata": {"annotations": {
                         SCALE_DOWN_DEADLINE_ANNOTATION: value
+                    }}})),
+                )
+                .await;
+            ctx.metrics.api_request("patch", &result);
+            result.map_err(|source| api_error("patch", "ReplicaSet", name, source))?;
+            report.writes += 1;
+        }
+        Action::SetRevision { name, revision } => {
+            let result = replica_sets
+                .patch(
+                    name,
+                    &patch_params(),
+                    &Patch::Merge(json!({"metadata": {"annotations": {
+                        REVISION_ANNOTATION: revision.to_string()
                     }}})),
                 )
                 .await;
@@ -238,21 +219,6 @@ async fn apply_one(
             ctx.metrics.api_request("patch", &result);
             result.map_err(|source| api_error("patch", "Service", service, source))?;
             report.writes += 1;
-            let before = observed
-                .services
-                .get(service)
-                .and_then(|s| s.as_ref())
-                .and_then(|s| s.selector.get(POD_TEMPLATE_HASH_LABEL));
-            if before != Some(pod_template_hash) {
-                report.events.push(EventNote {
-                    kind: EventKind::Normal,
-                    reason: "SwitchService",
-                    message: format!(
-                        "Switched selector for service {service} from {} to {pod_template_hash}",
-                        before.map_or("none", String::as_str)
-                    ),
-                });
-            }
         }
         Action::SetWeights(weights) => {
             for router in routers {

@@ -64,6 +64,7 @@ pub struct Metrics {
     api_requests: Family<RequestLabels, Counter>,
     in_flight: Gauge,
     writes: AtomicU64,
+    finished: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -137,6 +138,7 @@ impl Metrics {
             api_requests,
             in_flight,
             writes: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
         }
     }
 
@@ -159,6 +161,12 @@ impl Metrics {
             .get_or_create(&labels)
             .observe(seconds);
         self.reconciles.get_or_create(&labels).inc();
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reconciles finished so far, whatever their result.
+    pub fn reconciles(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
     }
 
     /// A reconcile started; the guard marks it finished when dropped.

@@ -120,6 +120,8 @@ pub fn observe(rollout: &Rollout, stores: &Stores) -> Result<Observed, ObserveEr
         analysis_runs,
         workload,
         weights_verified: None,
+        // Restarts by eviction are not wired yet: the engine sees "not counted".
+        pods_to_restart: None,
     })
 }
 

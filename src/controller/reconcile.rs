@@ -174,18 +174,9 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         .clone()
         .or(route_ctx.canary_hash);
     route_ctx.stable_hash = decision.status.stable_rs.clone().or(route_ctx.stable_hash);
-    let report = act::act(
-        ctx,
-        rollout,
-        &observed,
-        &routers,
-        &route_ctx,
-        &decision.actions,
-    )
-    .await?;
-    let mut notes = decision.events.clone();
-    notes.extend(report.events);
-    events::publish(ctx, rollout, &notes).await;
+    let report = act::act(ctx, rollout, &routers, &route_ctx, &decision.actions).await?;
+    tracing::debug!(writes = report.writes, "acted");
+    events::publish(ctx, rollout, &decision.events).await;
 
     let invalid = is_invalid(&decision.status);
     let written = status::write_status(ctx, rollout, decision.status.clone()).await?;

@@ -319,6 +319,7 @@ fn targets(p: &mut Plan, c: &Canary) {
             let plan = basic_plan(
                 d,
                 c.max_surge,
+                c.max_unavailable,
                 &new,
                 stable.as_ref(),
                 &others,

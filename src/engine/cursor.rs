@@ -57,6 +57,11 @@ pub fn prepare(p: &mut Plan, cursor: &Cursor) {
             p.abort("");
         }
     }
+    if p.status.abort && p.promoted() {
+        // Nothing left to abort: the stable is the desired revision.
+        p.status.abort = false;
+        p.status.aborted_at = None;
+    }
     if p.status.abort {
         // Argo moves the cursor back to the first step on abort (the end when promoted).
         if cursor.steps_hash.is_some() {

@@ -17,6 +17,7 @@ mod model;
 mod plan;
 pub mod replicas;
 mod scaledown;
+pub mod simulate;
 pub mod validate;
 
 pub use conditions::names as condition_names;
@@ -33,9 +34,39 @@ use plan::Plan;
 use std::time::Duration;
 use validate::Strategy;
 
+/// Planning passes before `decide` gives up on reaching a fixpoint. Passes end quickly:
+/// the simulated world gains no available pods, so only writes settle.
+const MAX_PASSES: usize = 8;
+
 /// Decides what should happen next for one Rollout, given what the controller observed and
 /// the current time. Pure: the same inputs always give the same `Decision`.
+///
+/// One pass plans from the world as observed; its own writes can make a further step due at
+/// once (a ReplicaSet scaled to its target completes a step). So `decide` runs passes over
+/// the world as it will be after the writes (`simulate`) until a pass asks for nothing, and
+/// returns every pass' actions merged: deciding again on the result asks for nothing.
 pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decision {
+    let mut current = rollout.clone();
+    let mut world = observed.clone();
+    let mut out = Decision::default();
+    for _ in 0..MAX_PASSES {
+        let pass = decide_once(&current, &world, now);
+        out.events.extend(pass.events);
+        out.status = pass.status;
+        out.requeue_after = pass.requeue_after;
+        if pass.actions.is_empty() {
+            break;
+        }
+        simulate::apply_actions(&mut world, &pass.actions);
+        out.actions.extend(pass.actions);
+        current.status = Some(out.status.clone());
+    }
+    out.actions = simulate::compact(observed, out.actions);
+    out
+}
+
+/// One planning pass over the world as given.
+fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decision {
     let prev = rollout.status.clone().unwrap_or_default();
     let v = match validate(rollout, observed) {
         Ok(v) => v,

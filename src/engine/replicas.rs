@@ -156,13 +156,15 @@ pub struct Counts {
     pub revision: i64,
 }
 
-/// Basic canary within budgets: scale stable then canary up inside
-/// `replicas + maxSurge − Σspec`; scale old ReplicaSets (oldest first), then whichever of
-/// canary and stable is above its target, down inside `Σavailable − (replicas −
-/// maxUnavailable)`. Removing pods that are not available costs nothing.
+/// Basic canary within budgets: first the scale-downs (old ReplicaSets to 0, canary and
+/// stable down to their targets) through `availability_gate`, then the scale-ups (stable
+/// first, then canary) inside `replicas + maxSurge − Σ(spec after the scale-downs)`. Taking
+/// the downs first makes the plan a fixpoint: deciding again on its result asks for nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn basic_plan(
     replicas: i32,
     max_surge: i32,
+    max_unavailable: i32,
     canary: &Counts,
     stable: Option<&Counts>,
     others: &[Counts],
@@ -170,38 +172,35 @@ pub fn basic_plan(
     stable_target: i32,
 ) -> BTreeMap<String, i32> {
     let mut targets = BTreeMap::new();
-    let total_spec: i64 = i64::from(canary.spec)
-        + stable.map_or(0, |s| i64::from(s.spec))
-        + others.iter().map(|o| i64::from(o.spec)).sum::<i64>();
-    let mut up = i64::from(replicas) + i64::from(max_surge) - total_spec;
-    let mut stable_now = stable.map_or(0, |s| s.spec);
-    let mut canary_now = canary.spec;
-    if let Some(s) = stable
-        && s.spec < stable_target
-        && up > 0
-    {
-        let add = up.min(i64::from(stable_target - s.spec));
-        stable_now = to_i32(i64::from(s.spec) + add);
-        up -= add;
-    }
-    if canary.spec < canary_target && up > 0 {
-        let add = up.min(i64::from(canary_target - canary.spec));
-        canary_now = to_i32(i64::from(canary.spec) + add);
-    }
+    let mut order: Vec<Counts> = others.to_vec();
     for o in others {
         targets.insert(o.name.clone(), 0);
     }
+    order.push(canary.clone());
+    targets.insert(canary.name.clone(), canary.spec.min(canary_target));
     if let Some(s) = stable {
-        targets.insert(s.name.clone(), stable_now);
-        if s.spec > stable_target {
-            targets.insert(s.name.clone(), stable_target);
-        }
+        order.push(s.clone());
+        targets.insert(s.name.clone(), s.spec.min(stable_target));
     }
-    targets.insert(canary.name.clone(), canary_now);
-    if canary.spec > canary_target {
-        targets.insert(canary.name.clone(), canary_target);
+    availability_gate(replicas, max_unavailable, &order, &mut targets);
+    let total: i64 = targets.values().map(|t| i64::from(*t)).sum();
+    let mut up = i64::from(replicas) + i64::from(max_surge) - total;
+    if let Some(s) = stable
+        && let Some(t) = targets.get_mut(&s.name)
+        && *t < stable_target
+        && up > 0
+    {
+        let add = up.min(i64::from(stable_target - *t));
+        *t = to_i32(i64::from(*t) + add);
+        up -= add;
     }
-    // The down budget is applied by `availability_gate` with the same formula.
+    if let Some(t) = targets.get_mut(&canary.name)
+        && *t < canary_target
+        && up > 0
+    {
+        let add = up.min(i64::from(canary_target - *t));
+        *t = to_i32(i64::from(*t) + add);
+    }
     targets
 }
 

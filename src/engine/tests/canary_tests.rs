@@ -942,3 +942,59 @@ fn retry_creates_a_new_analysis_run() {
     let base = format!("web-{}-2-1", hash_of("nginx:2"));
     assert_eq!(names, vec![base.clone(), format!("{base}.1")]);
 }
+
+#[test]
+fn traffic_routed_new_revision_mid_rollout_resets_weight_before_moving_canary_service() {
+    let mut w = World::healthy(Rollout::test().traffic().build());
+    w.set_image("nginx:2");
+    w.run();
+    let h2 = hash_of("nginx:2");
+    assert_eq!(
+        w.status()
+            .canary
+            .as_ref()
+            .unwrap()
+            .weights
+            .as_ref()
+            .unwrap()
+            .canary
+            .weight,
+        20
+    );
+    w.set_image("nginx:3");
+    let d = w.step().clone();
+    // v3 has no pods yet: traffic leaves v2 first; the canary Service stays on v2 meanwhile.
+    let weights = d
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetWeights(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(weights.canary.weight, 0, "{d:#?}");
+    assert_eq!(w.selector_of("web-canary"), Some(h2.clone()));
+    assert_eq!(
+        w.spec_of("nginx:2"),
+        1,
+        "v2 keeps a pod while the canary Service selects it"
+    );
+    assert!(d.actions.contains(&Action::RemoveManagedRoutes), "{d:#?}");
+    settle(&mut w.observed);
+    w.run();
+    let h3 = hash_of("nginx:3");
+    assert_eq!(w.selector_of("web-canary"), Some(h3.clone()));
+    assert_eq!(w.spec_of("nginx:2"), 0);
+    assert_eq!(w.spec_of("nginx:3"), 2);
+    assert_eq!(
+        w.status().stable_rs.as_deref(),
+        Some(hash_of("nginx:1").as_str())
+    );
+}
+
+#[test]
+fn pod_template_hash_is_pinned() {
+    // Changing the hashing algorithm would redeploy every Rollout everywhere.
+    assert_eq!(hash_of("nginx:1"), "rbx6qjl");
+    assert_eq!(hash_of("nginx:2"), "9jjrnbl");
+}

@@ -292,105 +292,7 @@ impl ObservedBuilder {
 /// Applies a decision's actions to the observed world as the controller and the API server
 /// would, without any pod becoming available (that is `settle`).
 pub fn apply(observed: &mut Observed, decision: &Decision) {
-    for action in &decision.actions {
-        match action {
-            Action::CreateReplicaSet {
-                name,
-                pod_template_hash,
-                template,
-                replicas,
-                revision,
-                ..
-            } => {
-                observed.replica_sets.push(ObservedReplicaSet {
-                    name: name.clone(),
-                    pod_template_hash: Some(pod_template_hash.clone()),
-                    template: (**template).clone(),
-                    desired_replicas: *replicas,
-                    replicas: *replicas,
-                    ready_replicas: 0,
-                    available_replicas: 0,
-                    revision: Some(*revision),
-                    scale_down_deadline: None,
-                    created_at: None,
-                    deleting: false,
-                });
-            }
-            Action::ScaleReplicaSet { name, replicas } => {
-                let rs = observed
-                    .replica_sets
-                    .iter_mut()
-                    .find(|r| &r.name == name)
-                    .unwrap();
-                rs.desired_replicas = *replicas;
-                rs.replicas = *replicas;
-                rs.available_replicas = rs.available_replicas.min(*replicas);
-                rs.ready_replicas = rs.ready_replicas.min(*replicas);
-            }
-            Action::SetScaleDownDeadline { name, deadline } => {
-                observed
-                    .replica_sets
-                    .iter_mut()
-                    .find(|r| &r.name == name)
-                    .unwrap()
-                    .scale_down_deadline = *deadline;
-            }
-            Action::SetRevision { name, revision } => {
-                observed
-                    .replica_sets
-                    .iter_mut()
-                    .find(|r| &r.name == name)
-                    .unwrap()
-                    .revision = Some(*revision);
-            }
-            Action::DeleteReplicaSet { name } => observed.replica_sets.retain(|r| &r.name != name),
-            Action::SetServiceSelector {
-                service,
-                pod_template_hash,
-            } => {
-                let svc = observed
-                    .services
-                    .entry(service.clone())
-                    .or_insert_with(|| Some(Default::default()));
-                let svc = svc.get_or_insert_with(Default::default);
-                svc.selector
-                    .insert(POD_TEMPLATE_HASH_LABEL.into(), pod_template_hash.clone());
-                // The controller records the owner; the simulator does not know the name.
-                svc.managed_by = None;
-            }
-            Action::SetWeights(_) => observed.weights_verified = None,
-            Action::SetHeaderRoute(_) | Action::SetMirrorRoute(_) | Action::RemoveManagedRoutes => {
-            }
-            Action::CreateAnalysisRun {
-                name,
-                kind,
-                pod_template_hash,
-                ..
-            } => {
-                observed.analysis_runs.push(ObservedAnalysisRun {
-                    name: name.clone(),
-                    kind: *kind,
-                    pod_template_hash: pod_template_hash.clone(),
-                    phase: AnalysisPhase::Pending,
-                    message: None,
-                    terminating: false,
-                });
-            }
-            Action::TerminateAnalysisRun { name } => {
-                observed
-                    .analysis_runs
-                    .iter_mut()
-                    .find(|r| &r.name == name)
-                    .unwrap()
-                    .terminating = true;
-            }
-            Action::ScaleWorkload { replicas } => {
-                if let Some(w) = observed.workload.as_mut() {
-                    w.replicas = *replicas;
-                }
-            }
-        }
-    }
+    crate::engine::simulate::apply_actions(observed, &decision.actions);
 }
 
 /// Every pod the ReplicaSets want becomes available.
@@ -487,4 +389,111 @@ impl World {
     pub fn reasons(&self) -> Vec<&'static str> {
         self.last.events.iter().map(|e| e.reason).collect()
     }
+}
+
+/// A short account of actions for assertion messages (templates elided).
+pub fn brief_actions(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::CreateReplicaSet {
+                name,
+                replicas,
+                revision,
+                ..
+            } => format!("Create({name}, {replicas}, rev {revision})"),
+            Action::CreateAnalysisRun { name, kind, .. } => format!("CreateRun({name}, {kind:?})"),
+            Action::SetWeights(w) => format!(
+                "SetWeights({}→{:?}, {}→{:?})",
+                w.canary.weight,
+                w.canary.pod_template_hash,
+                w.stable.weight,
+                w.stable.pod_template_hash
+            ),
+            other => format!("{other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// A short account of a Rollout and its world for assertion messages.
+pub fn brief(rollout: &Rollout, observed: &Observed) -> String {
+    let s = rollout.status.clone().unwrap_or_default();
+    let strategy = match (
+        &rollout.spec.strategy.canary,
+        &rollout.spec.strategy.blue_green,
+    ) {
+        (Some(c), _) => format!(
+            "canary traffic={} dynamic={} surge={:?} unavail={:?} steps={}",
+            c.traffic_routing.is_some(),
+            c.dynamic_stable_scale,
+            c.max_surge,
+            c.max_unavailable,
+            serde_json::to_string(&c.steps).unwrap()
+        ),
+        (None, Some(b)) => format!(
+            "blueGreen preview={:?} auto={:?}",
+            b.preview_replica_count, b.auto_promotion_enabled
+        ),
+        (None, None) => "none".into(),
+    };
+    let image = rollout
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers[0].image.clone());
+    let rss: Vec<String> = observed
+        .replica_sets
+        .iter()
+        .map(|r| {
+            format!(
+                "{:?} spec={} avail={} rev={:?} deadline={:?}",
+                r.pod_template_hash,
+                r.desired_replicas,
+                r.available_replicas,
+                r.revision,
+                r.scale_down_deadline
+            )
+        })
+        .collect();
+    let svcs: Vec<String> = observed
+        .services
+        .iter()
+        .map(|(n, s)| {
+            format!(
+                "{n}={:?}",
+                s.as_ref()
+                    .and_then(|s| s.selector.get(POD_TEMPLATE_HASH_LABEL))
+            )
+        })
+        .collect();
+    format!(
+        "replicas={:?} paused={} image={image:?} {strategy}\nstatus: current={:?} stable={:?} index={:?} stepHash={:?} abort={} abortedAt={} promoteFull={} ctrlPause={} pauses={:?} weights={:?}\nRS: {}\nsvc: {}\nruns: {:?}",
+        rollout.spec.replicas,
+        rollout.spec.paused,
+        s.current_pod_hash,
+        s.stable_rs,
+        s.current_step_index,
+        s.current_step_hash,
+        s.abort,
+        s.aborted_at.is_some(),
+        s.promote_full,
+        s.controller_pause,
+        s.pause_conditions
+            .iter()
+            .map(|c| c.reason)
+            .collect::<Vec<_>>(),
+        s.canary
+            .as_ref()
+            .and_then(|c| c.weights.as_ref())
+            .map(|w| (w.canary.weight, w.canary.pod_template_hash.clone())),
+        rss.join("; "),
+        svcs.join(" "),
+        observed
+            .analysis_runs
+            .iter()
+            .map(|r| (&r.name, r.phase, r.terminating))
+            .collect::<Vec<_>>()
+    )
 }

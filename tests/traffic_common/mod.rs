@@ -78,10 +78,22 @@ fn strict(schema: &mut Value) {
 /// every error and the object when it is invalid.
 pub fn assert_valid_against(schema: &Value, object: &Value, what: &str) {
     let mut schema = schema.clone();
+    // The API server knows these root fields of every object even when a CRD leaves them out.
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        props
+            .entry("apiVersion")
+            .or_insert(json!({"type": "string"}));
+        props.entry("kind").or_insert(json!({"type": "string"}));
+        props.entry("metadata").or_insert(json!({"type": "object"}));
+    }
     strict(&mut schema);
     // The API server adds `metadata` fields the CRD schema leaves open; validate the rest.
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft4)
+    // CRD schemas are OpenAPI v3 (close to draft 4); generated schemas name their draft.
+    let mut options = jsonschema::options();
+    if schema.get("$schema").is_none() {
+        options = options.with_draft(jsonschema::Draft::Draft4);
+    }
+    let validator = options
         .build(&schema)
         .unwrap_or_else(|e| panic!("schema for {what} does not compile: {e}"));
     let errors: Vec<String> = validator
@@ -162,4 +174,25 @@ pub fn weights(canary: i32, additional: &[(&str, i32)]) -> TrafficWeights {
 /// Parses inline YAML into JSON.
 pub fn yaml(text: &str) -> Value {
     serde_yaml::from_str(text).unwrap()
+}
+
+/// Validates an Ingress against k8s-openapi's `networking.k8s.io/v1` Ingress schema, and checks
+/// that it survives a round trip through the typed Ingress unchanged (no unknown fields).
+pub fn assert_valid_ingress(object: &Value) {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let schema = serde_json::to_value(schemars::schema_for!(Ingress)).unwrap();
+    assert_valid_against(&schema, object, "networking.k8s.io/v1 Ingress");
+    let typed: Ingress = serde_json::from_value(object.clone())
+        .unwrap_or_else(|e| panic!("not an Ingress ({e}):\n{object:#}"));
+    assert_eq!(
+        &serde_json::to_value(typed).unwrap(),
+        object,
+        "fields an Ingress does not have"
+    );
+}
+
+/// A kube client for a server that is never reached: for calls that fail before any I/O.
+pub fn offline_client() -> kube::Client {
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    kube::Client::try_from(config).unwrap()
 }

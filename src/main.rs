@@ -119,7 +119,7 @@ fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Resu
         args,
         identity,
         sluice::engine::decide,
-        sluice::controller::no_routers,
+        sluice::traffic::routers_for,
     ))
 }
 

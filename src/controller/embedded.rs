@@ -3,7 +3,7 @@
 //! with leader election, and stop it gracefully or kill it mid-flight. Touches what the
 //! controller touches.
 
-use super::context::{RoutersFn, Settings, no_routers};
+use super::context::{RoutersFn, Settings};
 use super::leader::{Leadership, LeaseSettings, run_election};
 use super::metrics::Metrics;
 use super::run::{Wiring, run};
@@ -31,7 +31,7 @@ pub struct EmbeddedOptions {
     pub settings: Settings,
     /// Elect a leader on this Lease; `None` is always the leader.
     pub lease: Option<LeaseSettings>,
-    /// The router factory; `None` uses Services only.
+    /// The router factory; `None` uses `traffic::routers_for`.
     pub routers: Option<RoutersFn>,
 }
 
@@ -59,7 +59,7 @@ impl Embedded {
             client,
             http: reqwest::Client::new(),
             decide: crate::engine::decide,
-            routers: options.routers.unwrap_or(no_routers),
+            routers: options.routers.unwrap_or(crate::traffic::routers_for),
             metrics: metrics.clone(),
             leadership: leadership.clone(),
             settings: options.settings,

@@ -9,7 +9,6 @@ use crate::engine::{Decision, Observed};
 use crate::traffic::{TrafficError, TrafficRouter};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,8 +101,8 @@ pub struct Context {
     pub stores: Stores,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Publishes Events (deduplicated into series).
-    pub recorder: Recorder,
+    /// Recently published Events, folded into series when repeated.
+    pub events: super::events::EventCache,
     /// Whether this replica may write.
     pub leadership: Leadership,
     /// Settings.
@@ -134,12 +133,8 @@ impl Context {
         leadership: Leadership,
         settings: Settings,
     ) -> Self {
-        let reporter = Reporter {
-            controller: crate::crd::FIELD_MANAGER.into(),
-            instance: Some(settings.identity.clone()),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: super::events::EventCache::default(),
             client,
             http,
             decide,

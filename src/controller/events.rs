@@ -19,10 +19,13 @@ use std::sync::Mutex;
 /// How long a repeated Event is folded into the previous one.
 const SERIES_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 
+/// Namespace, Rollout, reason and message of a published Event.
+type EventKey = (String, String, &'static str, String);
+
 /// Events published recently, to fold repeats into series.
 #[derive(Default)]
 pub struct EventCache {
-    recent: Mutex<HashMap<(String, String, &'static str, String), Published>>,
+    recent: Mutex<HashMap<EventKey, Published>>,
 }
 
 #[derive(Clone)]
@@ -140,13 +143,7 @@ async fn publish_one(
     Ok(true)
 }
 
-fn remember(
-    ctx: &Context,
-    key: (String, String, &'static str, String),
-    name: String,
-    count: i32,
-    at: jiff::Timestamp,
-) {
+fn remember(ctx: &Context, key: EventKey, name: String, count: i32, at: jiff::Timestamp) {
     ctx.events
         .recent
         .lock()

@@ -23,10 +23,11 @@ enum Command {
     /// Run the Rollout controller against a cluster.
     Controller(Box<sluice::controller::cli::ControllerArgs>),
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
-    /// workloads).
+    /// workloads). Without a subcommand: a guided demo of a canary rollout, an abort and a retry,
+    /// with the controller running in-process; it leaves nothing behind.
     Playground {
         #[command(subcommand)]
-        command: PlaygroundCommand,
+        command: Option<PlaygroundCommand>,
     },
 }
 
@@ -112,6 +113,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+fn playground_demo() -> anyhow::Result<()> {
+    sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
+    runtime()?.block_on(sluice::controller::demo::run())
+}
+
 fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Result<()> {
     // The only place that reads the environment directly: the default Lease identity.
     let identity = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice-controller".into());
@@ -131,13 +137,14 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir),
         Command::Controller(args) => run_controller(*args),
+        Command::Playground { command: None } => playground_demo(),
         Command::Playground {
             command:
-                PlaygroundCommand::Serve {
+                Some(PlaygroundCommand::Serve {
                     port,
                     kubeconfig,
                     no_simulation,
-                },
+                }),
         } => playground_serve(port, kubeconfig, no_simulation),
     };
     match result {

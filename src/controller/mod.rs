@@ -12,6 +12,7 @@ pub mod analysis_run;
 pub mod cleanup;
 pub mod cli;
 pub mod context;
+pub mod demo;
 pub mod embedded;
 pub mod events;
 pub mod http;

@@ -22,6 +22,8 @@ enum Command {
     },
     /// Run the Rollout controller against a cluster.
     Controller(Box<sluice::controller::cli::ControllerArgs>),
+    /// Scale bench: N Rollouts in the playground, each through one canary update; prints figures.
+    Bench(sluice::controller::bench::BenchArgs),
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
     /// workloads). Without a subcommand: a guided demo of a canary rollout, an abort and a retry,
     /// with the controller running in-process; it leaves nothing behind.
@@ -118,6 +120,12 @@ fn playground_demo() -> anyhow::Result<()> {
     runtime()?.block_on(sluice::controller::demo::run())
 }
 
+fn run_bench(args: sluice::controller::bench::BenchArgs) -> anyhow::Result<()> {
+    sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
+    let binary = std::env::current_exe()?;
+    runtime()?.block_on(sluice::controller::bench::run(args, &binary))
+}
+
 fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Result<()> {
     // The only place that reads the environment directly: the default Lease identity.
     let identity = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice-controller".into());
@@ -137,6 +145,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir),
         Command::Controller(args) => run_controller(*args),
+        Command::Bench(args) => run_bench(args),
         Command::Playground { command: None } => playground_demo(),
         Command::Playground {
             command:

@@ -105,7 +105,11 @@ pub async fn client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
             .await
             .context("no kubeconfig and not in a cluster: pass --kubeconfig")?,
     };
-    kube::Client::try_from(config).context("building the Kubernetes client")
+    let builder =
+        kube::client::ClientBuilder::try_from(config).context("building the Kubernetes client")?;
+    Ok(builder
+        .with_layer(&super::throttle::ThrottleLayer::new(args.qps, args.burst))
+        .build())
 }
 
 /// Run the controller until interrupted.

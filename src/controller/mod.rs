@@ -9,6 +9,7 @@
 
 pub mod act;
 pub mod analysis_run;
+pub mod bench;
 pub mod cleanup;
 pub mod cli;
 pub mod context;
@@ -20,8 +21,10 @@ pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod reconcile;
+pub mod routing_watch;
 pub mod run;
 pub mod status;
+pub mod throttle;
 
 pub use context::{Context, DecideFn, RoutersFn, Settings, Stores, no_routers};
 pub use leader::{Leadership, LeaseSettings, run_election};

@@ -95,7 +95,8 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         settings,
         ready,
     } = wiring;
-    let ns = settings.namespace.as_deref();
+    let ns = settings.namespace.clone();
+    let ns = ns.as_deref();
     let rollout_config =
         watcher::Config::default().labels(&rollout_selector(settings.instance_id.as_deref()));
     let controller = Controller::new(api::<Rollout>(&client, ns), rollout_config);
@@ -145,6 +146,17 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
     let ctx = Arc::new(Context::new(
         client, http, decide, routers, stores, metrics, leadership, settings,
     ));
+    let routing = super::routing_watch::served_kinds(&ctx.client).await;
+    let mut controller = controller;
+    for resource in routing {
+        let store = rollouts.clone();
+        let stream = super::routing_watch::stream(&ctx.client, ns, &resource);
+        controller = controller.watches_stream_with(
+            stream,
+            move |obj| super::routing_watch::rollouts_routing_through(&store, &obj),
+            resource,
+        );
+    }
     let svc_rollouts = rollouts.clone();
     let deploy_rollouts = rollouts;
     controller

@@ -42,7 +42,7 @@ fn rollout(name: &str, image: &str) -> anyhow::Result<Rollout> {
         "kind": "Rollout",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
-            "replicas": 1,
+            "replicas": 2,
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
@@ -52,8 +52,7 @@ fn rollout(name: &str, image: &str) -> anyhow::Result<Rollout> {
                 "maxSurge": 1, "maxUnavailable": 0,
                 "steps": [
                     {"setWeight": 50},
-                    {"pause": {"duration": format!("{}s", PAUSE.as_secs())}},
-                    {"setWeight": 100}
+                    {"pause": {"duration": format!("{}s", PAUSE.as_secs())}}
                 ]
             }}
         }
@@ -281,9 +280,12 @@ async fn wait_all(
             return Ok(());
         }
         if Instant::now() > deadline {
+            let stuck = list.items.iter().find(|r| !done(r));
             bail!(
-                "only {count}/{n} Rollouts got there in {}s",
-                limit.as_secs()
+                "only {count}/{n} Rollouts got there in {}s; for example {}: {}",
+                limit.as_secs(),
+                stuck.map(ResourceExt::name_any).unwrap_or_default(),
+                serde_json::to_string(&stuck.and_then(|r| r.status.as_ref())).unwrap_or_default()
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -315,7 +317,8 @@ async fn touch_all(rollouts: &Api<Rollout>, n: usize) -> anyhow::Result<()> {
 }
 
 /// Watch Rollouts; for each, remember its pause start and, when the step index moves past the
-/// pause, record how long after the pause's end that was seen.
+/// pause (the end of the steps: promotion), record how long after the pause's end that was
+/// seen.
 async fn record_lags(rollouts: Api<Rollout>, lags: Arc<Mutex<HashMap<String, Duration>>>) {
     let mut starts: HashMap<String, jiff::Timestamp> = HashMap::new();
     let stream = watcher(rollouts, watcher::Config::default());

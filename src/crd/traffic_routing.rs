@@ -158,6 +158,27 @@ pub struct SmiTrafficRouting {
     /// The TrafficSplit's name; the Rollout's when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_split_name: Option<String>,
+    /// The `split.smi-spec.io` version to write: `v1alpha1` (default; stored by Linkerd's
+    /// linkerd-smi), `v1alpha2` (also served by linkerd-smi) or `v1alpha4` (the smi-sdk-go CRD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<SmiApiVersion>,
+}
+
+/// A served version of `split.smi-spec.io` TrafficSplit.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq,
+)]
+pub enum SmiApiVersion {
+    /// Linkerd's stored version; weights are quantities.
+    #[default]
+    #[serde(rename = "v1alpha1")]
+    V1alpha1,
+    /// Served by linkerd-smi; weights are numbers.
+    #[serde(rename = "v1alpha2")]
+    V1alpha2,
+    /// The only version the smi-sdk-go CRD serves; weights are numbers.
+    #[serde(rename = "v1alpha4")]
+    V1alpha4,
 }
 
 /// NGINX Ingress: a canary Ingress generated from the stable one.

@@ -3,7 +3,17 @@
 //! only the fields Sluice owns (weights, managed routes), with field manager
 //! `sluice-controller`.
 
-use crate::crd::{Rollout, SetHeaderRoute, SetMirrorRoute, TrafficWeights};
+pub mod fake;
+pub mod gateway_api;
+pub mod istio;
+pub mod kube_io;
+pub mod nginx;
+pub mod plugin;
+pub mod smi;
+pub mod split;
+pub mod traefik;
+
+use crate::crd::{Rollout, SetHeaderRoute, SetMirrorRoute, TrafficWeights, WeightDestination};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -57,9 +67,9 @@ pub enum TrafficError {
         kind: &'static str,
         /// Its name.
         name: String,
-        /// The client's error.
+        /// The client's error (boxed: it is large, and errors travel by value).
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// An out-of-process router failed or timed out.
     #[error("plugin {plugin}: {message}")]
@@ -134,4 +144,112 @@ pub trait TrafficRouter: Send + Sync {
     /// # Errors
     /// When the API call fails.
     async fn remove_managed_routes(&self, ctx: &RouteContext) -> Result<(), TrafficError>;
+}
+
+/// Every router the Rollout's `spec.strategy.canary.trafficRouting` configures, in a fixed
+/// order (Gateway API, Istio, SMI, NGINX, Traefik, then plugins by name). Empty when the
+/// Rollout has no traffic routing (a basic canary).
+///
+/// # Errors
+/// `Unusable` when a plugin's configuration is malformed.
+pub fn routers_for(
+    rollout: &Rollout,
+    client: kube::Client,
+    http: reqwest::Client,
+) -> Result<Vec<Box<dyn TrafficRouter>>, TrafficError> {
+    let Some(routing) = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .and_then(|c| c.traffic_routing.as_ref())
+    else {
+        return Ok(Vec::new());
+    };
+    let namespace = split::namespace_of(rollout);
+    let mut routers: Vec<Box<dyn TrafficRouter>> = Vec::new();
+    if let Some(config) = &routing.gateway_api {
+        routers.push(Box::new(gateway_api::GatewayApiRouter::new(
+            client.clone(),
+            config,
+            &namespace,
+        )));
+    }
+    if let Some(config) = &routing.istio {
+        routers.push(Box::new(istio::IstioRouter::new(
+            client.clone(),
+            config,
+            &namespace,
+        )));
+    }
+    if let Some(config) = &routing.smi {
+        routers.push(Box::new(smi::SmiRouter::new(
+            client.clone(),
+            config,
+            rollout,
+        )));
+    }
+    if let Some(config) = &routing.nginx {
+        routers.push(Box::new(nginx::NginxRouter::new(
+            client.clone(),
+            config,
+            rollout,
+        )));
+    }
+    if let Some(config) = &routing.traefik {
+        routers.push(Box::new(traefik::TraefikRouter::new(
+            client.clone(),
+            config,
+            &namespace,
+        )));
+    }
+    for (name, config) in routing.plugins.iter().flatten() {
+        routers.push(Box::new(plugin::PluginRouter::new(
+            name,
+            config,
+            http.clone(),
+        )?));
+    }
+    Ok(routers)
+}
+
+/// Puts all traffic back on stable through every router: weight 0 to the canary, no
+/// additional destinations, and every managed route removed. What an abort and the
+/// finalizer call; idempotent. Every router is tried even when one fails; the first error is
+/// returned.
+///
+/// # Errors
+/// The first router error.
+pub async fn restore_stable(
+    routers: &[Box<dyn TrafficRouter>],
+    ctx: &RouteContext,
+) -> Result<(), TrafficError> {
+    let weights = TrafficWeights {
+        canary: WeightDestination {
+            weight: 0,
+            service_name: None,
+            pod_template_hash: ctx.canary_hash.clone(),
+        },
+        stable: WeightDestination {
+            weight: split::max_weight(&ctx.rollout),
+            service_name: None,
+            pod_template_hash: ctx.stable_hash.clone(),
+        },
+        additional: Vec::new(),
+        verified: None,
+    };
+    let mut first = None;
+    for router in routers {
+        let results = [
+            router.set_weight(ctx, &weights).await,
+            router.remove_managed_routes(ctx).await,
+        ];
+        for result in results {
+            if let Err(error) = result {
+                tracing::warn!(%error, provider = router.name(), "restoring stable traffic failed");
+                first.get_or_insert(error);
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
 }

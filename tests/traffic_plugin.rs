@@ -1,0 +1,338 @@
+//! Plugin routers over the HTTP+JSON protocol: the example plugin (`examples/plugin_router.rs`)
+//! driven through the `TrafficRouter` trait passes the same checks as the built-in Gateway API
+//! router (weights 0/20/100, header and mirror routes, baseline, verification, removal, each
+//! object validated against the upstream HTTPRoute schema); and the client's request body,
+//! retries, timeouts and error mapping.
+
+#![allow(clippy::unwrap_used)] // Test helpers and fixtures panic on bad input by design.
+
+mod traffic_common;
+
+#[allow(dead_code)] // `main` is the example's entry point, unused here.
+#[path = "../examples/plugin_router.rs"]
+mod plugin_router;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde_json::{Value, json};
+use sluice::crd::{HeaderRoutingMatch, RouteMatch, SetHeaderRoute, SetMirrorRoute, StringMatch};
+use sluice::traffic::{TrafficError, routers_for};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use traffic_common::{assert_valid, ctx, offline_client, rollout, weights, yaml};
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn seed_route() -> Value {
+    yaml(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: apps}
+spec:
+  parentRefs: [{name: public-gw}]
+  rules:
+  - name: main
+    matches: [{path: {type: PathPrefix, value: /}}]
+    backendRefs:
+    - {name: shop-stable, port: 8080, weight: 100}
+    - {name: shop-canary, port: 8080, weight: 0}
+"#,
+    )
+}
+
+fn plugin_rollout(address: &str, extra: &str) -> sluice::crd::Rollout {
+    let routing = json!({
+        "managedRoutes": [{"name": "canary-header"}, {"name": "canary-mirror"}],
+        "plugins": {"example/gateway": serde_json::from_str::<Value>(&format!(
+            r#"{{"address": "{address}", "timeoutSeconds": 1, "retries": 2 {extra}}}"#
+        )).unwrap()},
+    });
+    let mut r = rollout(&serde_json::to_string(&routing).unwrap());
+    if let Some(plugins) = r
+        .spec
+        .strategy
+        .canary
+        .as_mut()
+        .unwrap()
+        .traffic_routing
+        .as_mut()
+        .unwrap()
+        .plugins
+        .as_mut()
+    {
+        plugins.get_mut("example/gateway").unwrap()["config"] = json!({"route": seed_route()});
+    }
+    r
+}
+
+async fn fetch(address: &str) -> Value {
+    reqwest::get(format!("{address}/v1/routes/apps/shop"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn backends(route: &Value, rule: usize) -> Vec<(String, i64)> {
+    route["spec"]["rules"][rule]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_owned(),
+                b["weight"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
+    list.iter().map(|(n, w)| ((*n).to_owned(), *w)).collect()
+}
+
+#[tokio::test]
+async fn example_plugin_passes_the_router_checks() {
+    const HTTP: &str = "gateway-api-httproute.yaml";
+    let address = serve(plugin_router::app()).await;
+    let r = plugin_rollout(&address, "");
+    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    assert_eq!(routers.len(), 1);
+    assert_eq!(routers[0].name(), "example/gateway");
+    let router = &routers[0];
+    let c = ctx(r);
+
+    for canary in [0i64, 20, 100] {
+        let w = weights(i32::try_from(canary).unwrap(), &[]);
+        router.set_weight(&c, &w).await.unwrap();
+        let route = fetch(&address).await;
+        assert_valid(HTTP, "v1", &route);
+        assert_eq!(
+            backends(&route, 0),
+            pairs(&[("shop-stable", 100 - canary), ("shop-canary", canary)])
+        );
+        assert_eq!(router.verify_weight(&c, &w).await.unwrap(), Some(true));
+    }
+    assert_eq!(
+        router.verify_weight(&c, &weights(30, &[])).await.unwrap(),
+        Some(false)
+    );
+
+    router
+        .set_weight(&c, &weights(20, &[("shop-baseline", 20)]))
+        .await
+        .unwrap();
+    let route = fetch(&address).await;
+    assert_valid(HTTP, "v1", &route);
+    assert_eq!(
+        backends(&route, 0),
+        pairs(&[
+            ("shop-stable", 60),
+            ("shop-canary", 20),
+            ("shop-baseline", 20)
+        ])
+    );
+    router.set_weight(&c, &weights(20, &[])).await.unwrap();
+
+    let header = SetHeaderRoute {
+        name: "canary-header".into(),
+        matches: vec![HeaderRoutingMatch {
+            header_name: "x-canary".into(),
+            header_value: StringMatch {
+                exact: Some("yes".into()),
+                ..Default::default()
+            },
+        }],
+    };
+    router.set_header_route(&c, &header).await.unwrap();
+    let mirror = SetMirrorRoute {
+        name: "canary-mirror".into(),
+        matches: vec![RouteMatch {
+            path: Some(StringMatch {
+                prefix: Some("/api".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        percentage: Some(25),
+    };
+    router.set_mirror_route(&c, &mirror).await.unwrap();
+    let route = fetch(&address).await;
+    assert_valid(HTTP, "v1", &route);
+    let names: Vec<&str> = route["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["canary-header", "canary-mirror", "main"]);
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"],
+        json!([{"name": "shop-canary", "port": 8080}])
+    );
+    assert_eq!(
+        route["spec"]["rules"][1]["filters"][0]["requestMirror"]["percent"],
+        json!(25)
+    );
+
+    sluice::traffic::restore_stable(&routers, &c).await.unwrap();
+    let route = fetch(&address).await;
+    assert_valid(HTTP, "v1", &route);
+    assert_eq!(
+        route,
+        seed_route(),
+        "restore_stable leaves the user's route with all traffic on stable"
+    );
+}
+
+#[tokio::test]
+async fn every_call_carries_the_rollout_config_hashes_and_arguments() {
+    let seen = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let app = {
+        let seen = seen.clone();
+        axum::Router::new().route(
+            "/v1/{call}",
+            post(move |Json(body): Json<Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(body);
+                    Json(json!({"verified": null}))
+                }
+            }),
+        )
+    };
+    let address = serve(app).await;
+    let r = plugin_rollout(&address, "");
+    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    let c = ctx(r);
+    routers[0].set_weight(&c, &weights(20, &[])).await.unwrap();
+    assert_eq!(
+        routers[0]
+            .verify_weight(&c, &weights(20, &[]))
+            .await
+            .unwrap(),
+        None
+    );
+    routers[0].remove_managed_routes(&c).await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    let body = &seen[0];
+    assert_eq!(body["rollout"]["metadata"]["name"], json!("shop"));
+    assert_eq!(
+        body["rollout"]["spec"]["strategy"]["canary"]["canaryService"],
+        json!("shop-canary")
+    );
+    assert_eq!(body["config"]["route"]["metadata"]["name"], json!("shop"));
+    assert_eq!(body["canaryHash"], json!("c4n4ry"));
+    assert_eq!(body["stableHash"], json!("s74b1e"));
+    assert_eq!(body["weights"]["canary"]["weight"], json!(20));
+    assert_eq!(body["weights"]["stable"]["weight"], json!(80));
+    assert!(seen[2].get("weights").is_none());
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_client_errors_are_not() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let hits = hits.clone();
+        axum::Router::new()
+            .route(
+                "/v1/setWeight",
+                post(move || {
+                    let n = hits.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if n < 2 {
+                            (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                Json(json!({"error": "warming up"})),
+                            )
+                        } else {
+                            (StatusCode::OK, Json(json!({})))
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/v1/setHeaderRoute",
+                post(|| async {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        Json(json!({"error": "no such route"})),
+                    )
+                }),
+            )
+            .route(
+                "/v1/setMirrorRoute",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Json(json!({}))
+                }),
+            )
+    };
+    let address = serve(app).await;
+    let r = plugin_rollout(&address, "");
+    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    let c = ctx(r);
+    routers[0].set_weight(&c, &weights(20, &[])).await.unwrap();
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        3,
+        "two 503s retried, then success"
+    );
+
+    let step = SetHeaderRoute {
+        name: "canary-header".into(),
+        matches: vec![],
+    };
+    let err = routers[0].set_header_route(&c, &step).await.unwrap_err();
+    assert!(
+        matches!(&err, TrafficError::Plugin { plugin, .. } if plugin == "example/gateway"),
+        "{err}"
+    );
+    assert_eq!(err.category(), "TrafficPluginError");
+    assert!(err.to_string().contains("HTTP 400: no such route"), "{err}");
+
+    let started = Instant::now();
+    let mirror = SetMirrorRoute {
+        name: "canary-mirror".into(),
+        matches: vec![],
+        percentage: None,
+    };
+    let err = routers[0].set_mirror_route(&c, &mirror).await.unwrap_err();
+    assert!(matches!(err, TrafficError::Plugin { .. }), "{err}");
+    // Three attempts of one second each plus backoff (0.2 s + 0.4 s), far below the 5 s sleep.
+    assert!(
+        started.elapsed() < Duration::from_millis(4500),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let gone = plugin_rollout("http://127.0.0.1:9", "");
+    let routers = routers_for(&gone, offline_client(), reqwest::Client::new()).unwrap();
+    let err = routers[0]
+        .set_weight(&ctx(gone), &weights(20, &[]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TrafficError::Plugin { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn malformed_plugin_configuration_is_a_plugin_error() {
+    let no_address = rollout(r#"plugins: {"acme/router": {timeoutSeconds: 3}}"#);
+    let err = routers_for(&no_address, offline_client(), reqwest::Client::new())
+        .err()
+        .unwrap();
+    assert_eq!(err.category(), "TrafficPluginError");
+    assert!(err.to_string().contains("address"), "{err}");
+    let bad_scheme = rollout(r#"plugins: {"acme/router": {address: "unix:///tmp/x"}}"#);
+    assert!(routers_for(&bad_scheme, offline_client(), reqwest::Client::new()).is_err());
+}

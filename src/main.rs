@@ -20,6 +20,77 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// The embedded playground cluster (an emulated Kubernetes API server with simulated
+    /// workloads).
+    Playground {
+        #[command(subcommand)]
+        command: PlaygroundCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PlaygroundCommand {
+    /// Start the playground API server and simulated controllers, write a kubeconfig and run
+    /// until interrupted (Ctrl-C).
+    Serve {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0, env = "SLUICE_PLAYGROUND_PORT")]
+        port: u16,
+        /// Where to write the kubeconfig (default: `sluice-playground.kubeconfig` in the
+        /// system temporary directory).
+        #[arg(long, env = "SLUICE_PLAYGROUND_KUBECONFIG")]
+        kubeconfig: Option<std::path::PathBuf>,
+        /// Disable the simulated cluster controllers (a bare API server).
+        #[arg(long)]
+        no_simulation: bool,
+    },
+}
+
+fn playground_serve(
+    port: u16,
+    kubeconfig: Option<std::path::PathBuf>,
+    no_simulation: bool,
+) -> anyhow::Result<()> {
+    use sluice::playground::{Playground, PlaygroundOptions, SimulationOptions};
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let kubeconfig =
+            kubeconfig.unwrap_or_else(|| std::env::temp_dir().join("sluice-playground.kubeconfig"));
+        let simulation = if no_simulation {
+            SimulationOptions::disabled()
+        } else {
+            SimulationOptions::default()
+        };
+        let options = PlaygroundOptions {
+            port,
+            kubeconfig: Some(kubeconfig),
+            simulation,
+            ..PlaygroundOptions::default()
+        };
+        let handle = Playground::start(options).await?;
+        println!(
+            "Sluice playground API server listening on {}",
+            handle.base_url()
+        );
+        println!(
+            "Kubeconfig written to {}",
+            handle.kubeconfig_path().display()
+        );
+        println!();
+        println!("Use it with kubectl:");
+        println!("  export KUBECONFIG={}", handle.kubeconfig_path().display());
+        println!("  kubectl get namespaces");
+        println!();
+        println!("This is an emulated cluster (no containers run). Press Ctrl-C to stop.");
+        tokio::signal::ctrl_c().await?;
+        handle.shutdown().await;
+        anyhow::Ok(())
+    })
 }
 
 fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -38,6 +109,14 @@ fn main() -> ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir),
+        Command::Playground {
+            command:
+                PlaygroundCommand::Serve {
+                    port,
+                    kubeconfig,
+                    no_simulation,
+                },
+        } => playground_serve(port, kubeconfig, no_simulation),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

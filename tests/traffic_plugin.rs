@@ -177,7 +177,7 @@ async fn example_plugin_passes_the_router_checks() {
     assert_eq!(names, ["canary-header", "canary-mirror", "main"]);
     assert_eq!(
         route["spec"]["rules"][0]["backendRefs"],
-        json!([{"name": "shop-canary", "port": 8080}])
+        json!([{"name": "shop-canary", "port": 8080, "weight": 1}])
     );
     assert_eq!(
         route["spec"]["rules"][1]["filters"][0]["requestMirror"]["percent"],

@@ -409,6 +409,32 @@ spec:
     );
     assert_eq!(got["spec"]["http"][0]["route"][1]["weight"], json!(20));
 
+    // The simulated Istio marks the new generation Reconciled; verification waits for it.
+    let mut verified = None;
+    for _ in 0..50 {
+        verified = routers[0]
+            .verify_weight(&ctx, &weights(20, &[]))
+            .await
+            .unwrap();
+        if verified == Some(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        verified,
+        Some(true),
+        "{:#}",
+        get_json(&pg, "virtualservices", "shop").await
+    );
+    assert_eq!(
+        routers[0]
+            .verify_weight(&ctx, &weights(40, &[]))
+            .await
+            .unwrap(),
+        Some(false)
+    );
+
     routers[0]
         .set_mirror_route(&ctx, &mirror_step())
         .await

@@ -2,6 +2,14 @@
 //! controller's act step calls every router configured on a Rollout in turn; a router writes
 //! only the fields Sluice owns (weights, managed routes), with field manager
 //! `sluice-controller`.
+//!
+//! Each provider is a pure transformation of the routing object's JSON (table-tested against
+//! the upstream schemas) plus thin I/O in `kube_io`: get, transform, JSON patch of the changed
+//! fields guarded by `resourceVersion`, retried on conflict; nothing is written when nothing
+//! changes. RBAC the routers need: `get` and `patch` on `gateway.networking.k8s.io`
+//! `httproutes` and `grpcroutes`, `networking.istio.io` `virtualservices` and
+//! `destinationrules`, `traefik.io` `traefikservices`; `get`, `create` and `patch` on
+//! `split.smi-spec.io` `trafficsplits` and `networking.k8s.io` `ingresses`.
 
 pub mod fake;
 pub mod gateway_api;

@@ -245,6 +245,28 @@ async fn apply_get_and_rollout_of_builtins_and_custom_resources() {
         !bad.status.success() && err.contains("spec.size") && err.contains("Unsupported value"),
         "{err}"
     );
+    let strict = run(&pg, &["apply", "-f", "-"], Some("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: small, colour: red}\n")).await;
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        !strict.status.success() && err.contains("unknown field \"spec.colour\""),
+        "kubectl's strict field validation: {err}"
+    );
+    let dry = kubectl_in(
+        &pg,
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w4}\nspec: {size: large}\n",
+        ),
+    )
+    .await;
+    assert!(dry.contains("created (server dry run)"), "{dry}");
+    assert!(
+        !run(&pg, &["get", "widget", "w4"], None)
+            .await
+            .status
+            .success(),
+        "a server dry run stores nothing"
+    );
     let missing = run(&pg, &["get", "deployment", "nope"], None).await;
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(

@@ -171,16 +171,23 @@ async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>
         field_manager: field_manager(&p),
         dry_run: p.q("dryRun") == Some("All"),
         force: p.flag("force"),
+        strict: p.q("fieldValidation") == Some("Strict"),
     };
     let as_table = p.header(header::ACCEPT).contains("as=Table");
     match verb {
         "watch" => Ok(watch_response(server, &p, &target)?),
         "list" => {
-            let list = api.list(&target, &list_opts(&p)?)?;
             if as_table {
+                let list = api.list(&target, &list_opts(&p)?)?;
                 Ok(ok(200, &table::from_list(&target.def, &list)))
             } else {
-                Ok(ok(200, &list))
+                let body = api.list_json(&target, &list_opts(&p)?)?;
+                let mut resp = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                Ok(resp)
             }
         }
         "get" => {

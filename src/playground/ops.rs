@@ -34,6 +34,9 @@ pub struct WriteOpts {
     pub field_manager: String,
     pub dry_run: bool,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields of custom resources are an error instead of
+    /// being pruned silently.
+    pub strict: bool,
 }
 
 /// The kind of a PATCH body.
@@ -250,6 +253,49 @@ impl Api {
     /// # Errors
     /// `BadRequest` for a malformed continue token, `Gone` for an expired one.
     pub fn list(&self, t: &Target, opts: &ListOpts) -> Result<Value, ApiError> {
+        let (items, metadata) = self.list_items(t, opts)?;
+        let items: Vec<Value> = items.iter().map(|o| Self::present(&t.def, o)).collect();
+        Ok(
+            json!({"kind": t.def.list_kind(), "apiVersion": t.def.api_version(), "metadata": metadata, "items": items}),
+        )
+    }
+
+    /// LIST, serialized straight from the stored objects (no per-item copies): the HTTP path.
+    ///
+    /// # Errors
+    /// As `list`.
+    pub fn list_json(&self, t: &Target, opts: &ListOpts) -> Result<Vec<u8>, ApiError> {
+        let (items, metadata) = self.list_items(t, opts)?;
+        let api_version = t.def.api_version();
+        let mut out = Vec::with_capacity(64 + items.len() * 1024);
+        let head =
+            json!({"kind": t.def.list_kind(), "apiVersion": api_version, "metadata": metadata});
+        let head = serde_json::to_vec(&head).map_err(|e| ApiError::Internal(e.to_string()))?;
+        // `head` ends with `}`: reopen it to append the items.
+        out.extend_from_slice(&head[..head.len().saturating_sub(1)]);
+        out.extend_from_slice(b",\"items\":[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let native = t.def.view == View::Native
+                && item.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str());
+            let written = if native {
+                serde_json::to_writer(&mut out, &**item)
+            } else {
+                serde_json::to_writer(&mut out, &Self::present(&t.def, item))
+            };
+            written.map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    fn list_items(
+        &self,
+        t: &Target,
+        opts: &ListOpts,
+    ) -> Result<(Vec<Arc<Value>>, Value), ApiError> {
         let after = match &opts.continue_token {
             Some(tok) => Some(decode_continue(tok)?),
             None => None,
@@ -279,10 +325,7 @@ impl Api {
             );
             metadata["continue"] = json!(encode_continue(&key));
         }
-        let items: Vec<Value> = items.iter().map(|o| Self::present(&t.def, o)).collect();
-        Ok(
-            json!({"kind": t.def.list_kind(), "apiVersion": t.def.api_version(), "metadata": metadata, "items": items}),
-        )
+        Ok((items, metadata))
     }
 
     pub(super) fn writer<'a>(
@@ -305,6 +348,18 @@ impl Api {
     /// `AlreadyExists`, `Invalid`, `BadRequest`, `NotFound` (namespace), `Forbidden`
     /// (terminating namespace).
     pub fn create(&self, t: &Target, body: Value, opts: &WriteOpts) -> Result<Value, ApiError> {
+        self.create_with(t, body, opts, None)
+    }
+
+    /// Create, with `managedFields` already computed (server-side apply of a new object) or
+    /// recorded here for the writer.
+    pub(super) fn create_with(
+        &self,
+        t: &Target,
+        body: Value,
+        opts: &WriteOpts,
+        managed: Option<Value>,
+    ) -> Result<Value, ApiError> {
         if !body.is_object() {
             return Err(ApiError::BadRequest(
                 "the request body must be a JSON object".into(),
@@ -367,15 +422,18 @@ impl Api {
                 m.remove("status");
             }
         }
-        self.admit(&t.def, &mut obj, None)?;
+        self.admit(&t.def, &mut obj, None, opts.strict)?;
         let api_version = t.def.api_version();
         let lists = Self::lists(&t.def);
-        apply::record_update(
-            None,
-            &mut obj,
-            &Self::writer(t, opts, &api_version, &time),
-            &*lists,
-        );
+        match managed {
+            Some(m) => _ = meta(&mut obj).insert("managedFields".into(), m),
+            None => apply::record_update(
+                None,
+                &mut obj,
+                &Self::writer(t, opts, &api_version, &time),
+                &*lists,
+            ),
+        }
         if opts.dry_run {
             return Ok(Self::present(&t.def, &obj));
         }
@@ -438,6 +496,7 @@ impl Api {
         def: &ResourceDef,
         obj: &mut Value,
         old: Option<&Value>,
+        strict: bool,
     ) -> Result<(), ApiError> {
         if def.builtin {
             defaults::apply(&def.kind, obj, &|| self.cluster_ip());
@@ -453,7 +512,18 @@ impl Api {
                 crd_status(obj);
             }
         } else if let Some(schema) = &def.schema {
-            let causes = validation::prune_default_validate(schema, obj);
+            let (causes, pruned) = validation::prune_default_validate(schema, obj);
+            if strict && !pruned.is_empty() {
+                let fields = pruned
+                    .iter()
+                    .map(|p| format!("unknown field \"{p}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ApiError::BadRequest(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {fields}",
+                    def.kind, def.version, def.kind
+                )));
+            }
             if !causes.is_empty() {
                 let name = str_of(obj, "/metadata/name")
                     .unwrap_or_default()

@@ -104,20 +104,9 @@ impl Api {
                 )?;
                 meta(&mut fresh).insert("name".into(), json!(name));
                 let managed = fresh.pointer("/metadata/managedFields").cloned();
-                let result = self.create(
-                    t,
-                    fresh,
-                    &WriteOpts {
-                        field_manager: String::new(),
-                        ..opts.clone()
-                    },
-                );
-                return match (result, managed) {
-                    (Err(ApiError::AlreadyExists { .. }), _) => self.patch(t, kind, body, opts),
-                    (Ok(created), Some(managed)) if !opts.dry_run => {
-                        self.restore_managed(t, &created, managed)
-                    }
-                    (other, _) => other,
+                return match self.create_with(t, fresh, opts, managed) {
+                    Err(ApiError::AlreadyExists { .. }) => self.patch(t, kind, body, opts),
+                    other => other,
                 };
             }
         }
@@ -141,32 +130,6 @@ impl Api {
                 Replacement::Full(base)
             })
         })
-    }
-
-    fn restore_managed(
-        &self,
-        t: &Target,
-        created: &Value,
-        managed: Value,
-    ) -> Result<Value, ApiError> {
-        let name = str_of(created, "/metadata/name")
-            .unwrap_or_default()
-            .to_string();
-        let key = Self::key(t, &name);
-        let (stored, ()) =
-            self.store
-                .collection(&t.def.storage)
-                .write(&self.store, &key, |cur| {
-                    let Some(cur) = cur else {
-                        return Ok((Write::Keep, ()));
-                    };
-                    let mut next = (**cur).clone();
-                    meta(&mut next).insert("managedFields".into(), managed);
-                    Ok((Write::Put(next), ()))
-                })?;
-        Ok(stored
-            .map(|s| Self::present(&t.def, &s))
-            .unwrap_or_else(|| created.clone()))
     }
 
     /// Shared read-modify-write of update and patch.
@@ -250,7 +213,7 @@ impl Api {
                         spec.insert("clusterIPs".into(), ips.clone());
                     }
                 }
-                self.admit(&def, &mut next, Some(cur))?;
+                self.admit(&def, &mut next, Some(cur), opts.strict)?;
                 if def.generation && spec_part(&def, &next) != spec_part(&def, cur) {
                     let g = cur.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0) + 1;
                     meta(&mut next).insert("generation".into(), json!(g));

@@ -32,6 +32,17 @@ fn flag(schema: &Value, name: &str) -> bool {
 
 struct Ctx {
     causes: Vec<Cause>,
+    /// Unknown fields removed by pruning (rejected under `fieldValidation=Strict`).
+    pruned: Vec<String>,
+}
+
+/// Remove the keys `keep` rejects, recording their paths.
+fn prune(map: &mut Map<String, Value>, path: &str, ctx: &mut Ctx, keep: impl Fn(&str) -> bool) {
+    let gone: Vec<String> = map.keys().filter(|k| !keep(k)).cloned().collect();
+    for k in gone {
+        map.remove(&k);
+        ctx.pruned.push(join(path, &k));
+    }
 }
 
 impl Ctx {
@@ -45,18 +56,22 @@ impl Ctx {
 }
 
 /// Prune, default and validate a custom resource in place (the whole object; `metadata`,
-/// `apiVersion` and `kind` are left to the server). Returns the field causes of every violation.
-pub fn prune_default_validate(schema: &Value, obj: &mut Value) -> Vec<Cause> {
-    let mut ctx = Ctx { causes: Vec::new() };
+/// `apiVersion` and `kind` are left to the server). Returns the field causes of every violation
+/// and the paths of the unknown fields that were pruned.
+pub fn prune_default_validate(schema: &Value, obj: &mut Value) -> (Vec<Cause>, Vec<String>) {
+    let mut ctx = Ctx {
+        causes: Vec::new(),
+        pruned: Vec::new(),
+    };
     let Value::Object(map) = obj else {
         ctx.invalid("", obj, "must be of type object".into());
-        return ctx.causes;
+        return (ctx.causes, ctx.pruned);
     };
     let props = schema.get("properties").and_then(Value::as_object);
     let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
     if !preserve {
-        map.retain(|k, _| {
-            matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+        prune(map, "", &mut ctx, |k| {
+            matches!(k, "apiVersion" | "kind" | "metadata")
                 || props.is_some_and(|p| p.contains_key(k))
         });
     }
@@ -72,7 +87,7 @@ pub fn prune_default_validate(schema: &Value, obj: &mut Value) -> Vec<Cause> {
         }
     }
     required(schema, map, "", &mut ctx);
-    ctx.causes
+    (ctx.causes, ctx.pruned)
 }
 
 fn fill_default(map: &mut Map<String, Value>, k: &str, sub: &Value) {
@@ -264,7 +279,10 @@ fn node(schema: &Value, v: &mut Value, path: &str, ctx: &mut Ctx) {
             branches
                 .iter()
                 .filter(|b| {
-                    let mut sub = Ctx { causes: Vec::new() };
+                    let mut sub = Ctx {
+                        causes: Vec::new(),
+                        pruned: Vec::new(),
+                    };
                     let mut copy = v.clone();
                     node(b, &mut copy, path, &mut sub);
                     sub.causes.is_empty()
@@ -300,10 +318,10 @@ fn object(schema: &Value, map: &mut Map<String, Value>, path: &str, ctx: &mut Ct
         }
     } else {
         if props.is_some() && !preserve {
-            map.retain(|k, _| props.is_some_and(|p| p.contains_key(k)));
+            prune(map, path, ctx, |k| props.is_some_and(|p| p.contains_key(k)));
         }
         if props.is_none() && !preserve && !flag(schema, "x-kubernetes-embedded-resource") {
-            map.clear();
+            prune(map, path, ctx, |_| false);
         }
     }
     if let Some(props) = props {
@@ -345,7 +363,9 @@ mod tests {
     #[test]
     fn defaults_prunes_and_accepts_a_valid_object() {
         let mut obj = json!({"spec": {"image": "x", "port": "http", "unknown": 1, "extra": {"any": {"thing": 1}}}, "junk": true});
-        assert!(prune_default_validate(&schema(), &mut obj).is_empty());
+        let (causes, pruned) = prune_default_validate(&schema(), &mut obj);
+        assert!(causes.is_empty(), "{causes:?}");
+        assert_eq!(pruned, vec!["junk", "spec.unknown"]);
         assert_eq!(
             obj,
             json!({"spec": {"image": "x", "port": "http", "replicas": 1, "mode": "fast", "extra": {"any": {"thing": 1}}}})
@@ -356,6 +376,7 @@ mod tests {
     fn reports_each_violation_with_its_field() {
         let mut obj = json!({"spec": {"replicas": 11, "mode": "warp", "port": true}});
         let fields: Vec<_> = prune_default_validate(&schema(), &mut obj)
+            .0
             .into_iter()
             .map(|c| (c.field, c.reason))
             .collect();

@@ -50,6 +50,15 @@ impl Filter {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
 
+    /// Whether the stored object must be re-rendered for this served version (the shared,
+    /// pre-serialized line is used otherwise).
+    fn needs_conversion(&self, obj: &Value) -> bool {
+        self.convert
+            && (self.def.view == View::EventsV1
+                || obj.get("apiVersion").and_then(Value::as_str)
+                    != Some(self.def.api_version().as_str()))
+    }
+
     /// Initial ADDED events carry the object at the served version.
     fn line_initial(&self, event: &WatchEvent) -> Bytes {
         if self.table || self.convert {
@@ -93,7 +102,7 @@ impl Filter {
                 event.kind.as_str(),
                 &table::from_object(&self.def, &Api::present(&self.def, &event.object)),
             )
-        } else if self.convert {
+        } else if self.needs_conversion(&event.object) {
             watch_line(event.kind.as_str(), &Api::present(&self.def, &event.object))
         } else {
             event.line()

@@ -166,7 +166,14 @@ pub fn deployment(sim: &Sim, key: &Key) {
             DEPLOYMENT_CONTROLLER,
         );
     };
-    if let (Some(new), false) = (&new_rs, paused) {
+    // Act only on ReplicaSets whose controller has caught up with their last scale, so stale
+    // availability never licenses a second scale-down.
+    let settled = owned.iter().chain(new_rs.iter()).all(|rs| {
+        rs.pointer("/status/observedGeneration")
+            .and_then(Value::as_i64)
+            >= rs.pointer("/metadata/generation").and_then(Value::as_i64)
+    });
+    if let (Some(new), false, true) = (&new_rs, paused, settled) {
         let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
         if recreate {
             let old_running: i64 = olds.iter().map(|rs| int(rs, "/status/replicas")).sum();
@@ -281,6 +288,11 @@ pub fn deployment(sim: &Sim, key: &Key) {
     sim.set_status(&deployments, &d, status, DEPLOYMENT_CONTROLLER);
 }
 
+/// Available replicas of a ReplicaSet, never more than it is asked to run.
+fn available_of(rs: &Value) -> i64 {
+    int(rs, "/status/availableReplicas").min(int(rs, "/spec/replicas"))
+}
+
 /// One rolling-update step: scale the new ReplicaSet up within maxSurge, then old ones down
 /// within maxUnavailable (unhealthy replicas first), as the Kubernetes deployment controller does.
 fn rolling(
@@ -330,25 +342,21 @@ fn rolling(
             .iter()
             .map(|rs| int(rs, "/status/replicas"))
             .sum::<i64>();
-    let new_unavailable = new_target - int(new, "/status/availableReplicas");
+    let new_unavailable = new_target - available_of(new);
     let mut budget = all_pods - min_available - new_unavailable.max(0);
     let mut remaining: Vec<i64> = olds.iter().map(|rs| int(rs, "/spec/replicas")).collect();
     for (i, rs) in olds.iter().enumerate() {
         if budget <= 0 {
             break;
         }
-        let unhealthy = remaining[i] - int(rs, "/status/availableReplicas");
+        let unhealthy = remaining[i] - available_of(rs);
         if unhealthy > 0 {
             let cut = unhealthy.min(budget);
             remaining[i] -= cut;
             budget -= cut;
         }
     }
-    let available: i64 = int(new, "/status/availableReplicas")
-        + olds
-            .iter()
-            .map(|rs| int(rs, "/status/availableReplicas"))
-            .sum::<i64>();
+    let available: i64 = available_of(new) + olds.iter().map(|rs| available_of(rs)).sum::<i64>();
     let mut down = (available - min_available).max(0);
     for r in remaining.iter_mut() {
         let cut = (*r).min(down);

@@ -20,11 +20,14 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// Run the Rollout controller against a cluster.
+    Controller(Box<sluice::controller::cli::ControllerArgs>),
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
-    /// workloads).
+    /// workloads). Without a subcommand: a guided demo of a canary rollout, an abort and a retry,
+    /// with the controller running in-process; it leaves nothing behind.
     Playground {
         #[command(subcommand)]
-        command: PlaygroundCommand,
+        command: Option<PlaygroundCommand>,
     },
 }
 
@@ -102,6 +105,30 @@ fn write_crds(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn playground_demo() -> anyhow::Result<()> {
+    sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
+    runtime()?.block_on(sluice::controller::demo::run())
+}
+
+fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Result<()> {
+    // The only place that reads the environment directly: the default Lease identity.
+    let identity = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice-controller".into());
+    runtime()?.block_on(sluice::controller::cli::run_controller(
+        args,
+        identity,
+        sluice::engine::decide,
+        sluice::traffic::routers_for,
+    ))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -109,13 +136,15 @@ fn main() -> ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir),
+        Command::Controller(args) => run_controller(*args),
+        Command::Playground { command: None } => playground_demo(),
         Command::Playground {
             command:
-                PlaygroundCommand::Serve {
+                Some(PlaygroundCommand::Serve {
                     port,
                     kubeconfig,
                     no_simulation,
-                },
+                }),
         } => playground_serve(port, kubeconfig, no_simulation),
     };
     match result {

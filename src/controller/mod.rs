@@ -1,2 +1,29 @@
 //! The controller: kube-runtime wiring of observe → decide → act → status. The only layer
 //! that reads the clock and talks to the API server on behalf of Rollouts.
+//!
+//! Pipeline per Rollout (`reconcile.rs`): guard (leadership, stale cache) → finalizer
+//! (`cleanup.rs`) → observe (`observe.rs`, from reflector stores) → decide (the engine, a pure
+//! function) → act (`act.rs`, each `Action` idempotently) → events (`events.rs`) → status
+//! (`status.rs`, one patch when changed). `run.rs` builds the watches, `leader.rs` the Lease
+//! election, `metrics.rs` and `http.rs` the observability endpoints.
+
+pub mod act;
+pub mod analysis_run;
+pub mod cleanup;
+pub mod cli;
+pub mod context;
+pub mod demo;
+pub mod embedded;
+pub mod events;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod observe;
+pub mod reconcile;
+pub mod run;
+pub mod status;
+
+pub use context::{Context, DecideFn, RoutersFn, Settings, Stores, no_routers};
+pub use leader::{Leadership, LeaseSettings, run_election};
+pub use metrics::Metrics;
+pub use run::{INSTANCE_ID_LABEL, Wiring, run};

@@ -33,6 +33,9 @@ pub struct Observed {
     /// Whether the traffic routers confirmed the weights in `status.canary.weights`; `None`
     /// when they cannot tell or there is no traffic routing.
     pub weights_verified: Option<bool>,
+    /// Pods of this Rollout created before `spec.restartAt`; `None` when `restartAt` is unset,
+    /// not yet due, or the controller did not count. `Some(0)` completes a restart.
+    pub pods_to_restart: Option<i32>,
 }
 
 /// One ReplicaSet as the engine needs it.
@@ -157,6 +160,14 @@ pub enum Action {
         name: String,
         /// The deadline; `None` removes the annotation.
         deadline: Option<Timestamp>,
+    },
+    /// Set a ReplicaSet's revision annotation: a rollback reuses an old ReplicaSet, which
+    /// becomes the newest revision.
+    SetRevision {
+        /// The ReplicaSet.
+        name: String,
+        /// The new revision.
+        revision: i64,
     },
     /// Delete a fully scaled-down old ReplicaSet beyond the revision history limit.
     DeleteReplicaSet {

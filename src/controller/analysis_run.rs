@@ -1,0 +1,251 @@
+//! Creating and terminating the AnalysisRuns a Rollout asks for: reads the referenced
+//! AnalysisTemplates and ClusterAnalysisTemplates, resolves the Rollout's arguments, and writes
+//! the run with labels observe reads back. Touches only AnalysisRuns and templates.
+
+use super::context::Context;
+use super::observe::{ANALYSIS_KIND_LABEL, STEP_INDEX_LABEL, analysis_kind_label};
+use crate::crd::{
+    AnalysisRun, AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateSpec, Argument,
+    ClusterAnalysisTemplate, FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, PodTemplateHashValue, Rollout,
+    RolloutAnalysis,
+};
+use crate::engine::AnalysisKind;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Errors creating or terminating an AnalysisRun.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisRunError {
+    /// A referenced template does not exist.
+    #[error("analysis template {name} not found")]
+    TemplateNotFound {
+        /// The template's name.
+        name: String,
+    },
+    /// An API call failed.
+    #[error("{verb} {kind} {name}")]
+    Api {
+        /// The call.
+        verb: &'static str,
+        /// The object's kind.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl AnalysisRunError {
+    /// A static category, used as metric label and Event reason.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::TemplateNotFound { .. } => "AnalysisTemplateNotFound",
+            Self::Api { .. } => "ApiError",
+        }
+    }
+}
+
+/// Create the run unless it exists. Returns whether it was created.
+///
+/// # Errors
+/// When a template is missing or an API call fails.
+pub async fn create(
+    ctx: &Context,
+    rollout: &Rollout,
+    namespace: &str,
+    name: &str,
+    kind: AnalysisKind,
+    pod_template_hash: &str,
+    analysis: &RolloutAnalysis,
+) -> Result<bool, AnalysisRunError> {
+    let mut spec = AnalysisRunSpec {
+        dry_run: analysis.dry_run.clone(),
+        measurement_retention: analysis.measurement_retention.clone(),
+        ..AnalysisRunSpec::default()
+    };
+    for template_ref in &analysis.templates {
+        let template = fetch_template(
+            ctx,
+            namespace,
+            &template_ref.template_name,
+            template_ref.cluster_scope,
+        )
+        .await?;
+        spec.metrics.extend(template.metrics);
+        for arg in template.args {
+            if !spec.args.iter().any(|a| a.name == arg.name) {
+                spec.args.push(arg);
+            }
+        }
+        spec.dry_run.extend(template.dry_run);
+        spec.measurement_retention
+            .extend(template.measurement_retention);
+        if spec.judgement.is_none() {
+            spec.judgement = template.judgement;
+        }
+    }
+    for arg in &analysis.args {
+        let value = resolve_argument(rollout, pod_template_hash, arg);
+        match spec.args.iter_mut().find(|a| a.name == arg.name) {
+            Some(existing) => {
+                existing.value = value;
+                existing.value_from = None;
+            }
+            None => spec.args.push(Argument {
+                name: arg.name.clone(),
+                value,
+                value_from: None,
+            }),
+        }
+    }
+
+    let mut labels = BTreeMap::from([
+        (
+            ANALYSIS_KIND_LABEL.to_string(),
+            analysis_kind_label(kind).to_string(),
+        ),
+        (
+            POD_TEMPLATE_HASH_LABEL.to_string(),
+            pod_template_hash.to_string(),
+        ),
+    ]);
+    if let AnalysisKind::Step(index) = kind {
+        labels.insert(STEP_INDEX_LABEL.into(), index.to_string());
+    }
+    let mut annotations = BTreeMap::new();
+    if let Some(meta) = &analysis.analysis_run_metadata {
+        labels.extend(meta.labels.clone());
+        annotations.extend(meta.annotations.clone());
+    }
+    let mut run = AnalysisRun::new(name, spec);
+    run.metadata = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        labels: Some(labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        owner_references: rollout.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    };
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    let result = api.create(&params, &run).await;
+    ctx.metrics.api_request("create", &result);
+    match result {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(source) => Err(AnalysisRunError::Api {
+            verb: "create",
+            kind: "AnalysisRun",
+            name: name.into(),
+            source,
+        }),
+    }
+}
+
+/// Set `spec.terminate` on a run; a run that is gone is fine.
+///
+/// # Errors
+/// When the API call fails.
+pub async fn terminate(ctx: &Context, namespace: &str, name: &str) -> Result<(), AnalysisRunError> {
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let result = api
+        .patch(
+            name,
+            &params,
+            &Patch::Merge(json!({"spec": {"terminate": true}})),
+        )
+        .await;
+    ctx.metrics.api_request("patch", &result);
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(AnalysisRunError::Api {
+            verb: "patch",
+            kind: "AnalysisRun",
+            name: name.into(),
+            source,
+        }),
+    }
+}
+
+async fn fetch_template(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    cluster_scope: bool,
+) -> Result<AnalysisTemplateSpec, AnalysisRunError> {
+    let result = if cluster_scope {
+        let api: Api<ClusterAnalysisTemplate> = Api::all(ctx.client.clone());
+        let result = api.get_opt(name).await;
+        ctx.metrics.api_request("get", &result);
+        result.map(|t| t.map(|t| t.spec.template))
+    } else {
+        let api: Api<AnalysisTemplate> = Api::namespaced(ctx.client.clone(), namespace);
+        let result = api.get_opt(name).await;
+        ctx.metrics.api_request("get", &result);
+        result.map(|t| t.map(|t| t.spec))
+    };
+    match result {
+        Ok(Some(spec)) => Ok(spec),
+        Ok(None) => Err(AnalysisRunError::TemplateNotFound { name: name.into() }),
+        Err(source) => Err(AnalysisRunError::Api {
+            verb: "get",
+            kind: "AnalysisTemplate",
+            name: name.into(),
+            source,
+        }),
+    }
+}
+
+fn resolve_argument(
+    rollout: &Rollout,
+    latest_hash: &str,
+    arg: &crate::crd::AnalysisRunArgument,
+) -> Option<String> {
+    if let Some(value) = &arg.value {
+        return Some(value.clone());
+    }
+    let from = arg.value_from.as_ref()?;
+    if let Some(which) = from.pod_template_hash_value {
+        return match which {
+            PodTemplateHashValue::Stable => rollout.status.as_ref()?.stable_rs.clone(),
+            PodTemplateHashValue::Latest => Some(latest_hash.to_string()),
+        };
+    }
+    let path = &from.field_ref.as_ref()?.field_path;
+    field_value(rollout, path)
+}
+
+/// The value of a simple field path of the Rollout: `metadata.name`, `metadata.namespace`,
+/// `metadata.labels['k']`, `metadata.annotations['k']`.
+fn field_value(rollout: &Rollout, path: &str) -> Option<String> {
+    let keyed = |prefix: &str| {
+        path.strip_prefix(prefix)?
+            .strip_suffix("']")
+            .map(str::to_string)
+    };
+    match path {
+        "metadata.name" => Some(rollout.name_any()),
+        "metadata.namespace" => rollout.namespace(),
+        _ => {
+            if let Some(key) = keyed("metadata.labels['") {
+                rollout.labels().get(&key).cloned()
+            } else if let Some(key) = keyed("metadata.annotations['") {
+                rollout.annotations().get(&key).cloned()
+            } else {
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The `sluice controller` command: clap flags (each with a `SLUICE_` environment fallback),
+//! client construction, logging, the metrics/health server, leader election and the controller
+//! itself, until SIGINT/SIGTERM. The CLI layer: errors are `anyhow`.
+
+use super::context::{DecideFn, RoutersFn, Settings};
+use super::leader::{Leadership, LeaseSettings, run_election};
+use super::metrics::Metrics;
+use super::run::{Wiring, run};
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `sluice controller`.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Kubeconfig file; in-cluster configuration or `$KUBECONFIG` when unset.
+    #[arg(long, env = "SLUICE_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
+    #[arg(long, env = "SLUICE_CONTEXT")]
+    pub context: Option<String>,
+    /// Watch only this namespace (namespaced install, needs only a Role).
+    #[arg(long, env = "SLUICE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Reconcile only Rollouts labelled `rollout.sluice.dev/controller-instance-id=<ID>`.
+    #[arg(long, env = "SLUICE_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Address serving `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "SLUICE_METRICS_ADDR", default_value = "0.0.0.0:8090")]
+    pub metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum, default_value = "plain")]
+    pub log_format: LogFormat,
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, env = "SLUICE_LOG", default_value = "info")]
+    pub log: String,
+    /// Sustained API requests per second the client may make.
+    #[arg(long, env = "SLUICE_QPS", default_value_t = 40)]
+    pub qps: u32,
+    /// Requests above `--qps` allowed in a burst.
+    #[arg(long, env = "SLUICE_BURST", default_value_t = 80)]
+    pub burst: u32,
+    /// Rollouts reconciled at once.
+    #[arg(long, env = "SLUICE_CONCURRENCY", default_value_t = 10)]
+    pub concurrency: u16,
+    /// Elect a leader on a Lease so only one replica writes.
+    #[arg(long, env = "SLUICE_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// The Lease's name (suffixed with `-<instance id>` when one is set).
+    #[arg(
+        long,
+        env = "SLUICE_LEASE_NAME",
+        default_value = "sluice-controller-lock"
+    )]
+    pub lease_name: String,
+    /// The Lease's namespace.
+    #[arg(long, env = "SLUICE_LEASE_NAMESPACE", default_value = "sluice-system")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease and in Events (defaults to the host name).
+    #[arg(long, env = "SLUICE_IDENTITY")]
+    pub identity: Option<String>,
+}
+
+/// Install the global tracing subscriber.
+pub fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // Already installed (tests, the demo): keep the first one.
+    drop(result);
+}
+
+/// Build the one `kube::Client` from the flags.
+///
+/// # Errors
+/// When the kubeconfig cannot be read or names an unknown context.
+pub async fn client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
+    let options = kube::config::KubeConfigOptions {
+        context: args.context.clone(),
+        ..Default::default()
+    };
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?
+        }
+        None if args.context.is_some() => kube::Config::from_kubeconfig(&options).await?,
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a cluster: pass --kubeconfig")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// Run the controller until interrupted.
+///
+/// # Errors
+/// When the client cannot be built, the CRDs are missing, or the metrics address cannot be bound.
+pub async fn run_controller(
+    args: ControllerArgs,
+    identity_default: String,
+    decide: DecideFn,
+    routers: RoutersFn,
+) -> anyhow::Result<()> {
+    init_logging(args.log_format, &args.log);
+    let client = client(&args).await?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    check_crds(&client).await?;
+
+    let identity = args.identity.clone().unwrap_or(identity_default);
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_addr))?;
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(super::http::serve(
+        listener,
+        metrics.clone(),
+        ready.clone(),
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
+
+    let leadership = if args.leader_elect {
+        let name = match &args.instance_id {
+            Some(id) => format!("{}-{id}", args.lease_name),
+            None => args.lease_name.clone(),
+        };
+        let leadership = Leadership::follower();
+        let settings = LeaseSettings::new(name, args.lease_namespace.clone(), identity.clone());
+        tokio::spawn(run_election(
+            client.clone(),
+            settings,
+            leadership.clone(),
+            stop_rx.clone(),
+        ));
+        leadership
+    } else {
+        Leadership::always()
+    };
+
+    let settings = Settings {
+        namespace: args.namespace.clone(),
+        instance_id: args.instance_id.clone(),
+        concurrency: args.concurrency,
+        identity,
+        ..Settings::default()
+    };
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("*"),
+        leader_elect = args.leader_elect,
+        metrics_addr = %args.metrics_addr,
+        "starting sluice controller"
+    );
+    let wiring = Wiring {
+        client,
+        http,
+        decide,
+        routers,
+        metrics,
+        leadership,
+        settings,
+        ready,
+    };
+    run(wiring, async {
+        shutdown_signal().await;
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    server.await.ok();
+    tracing::info!("sluice controller stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The controller never installs its CRDs; it checks they exist and says how to install them.
+async fn check_crds(client: &kube::Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for crd in crate::crd::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        if api.get_opt(&name).await?.is_none() {
+            anyhow::bail!(
+                "CustomResourceDefinition {name} is not installed: run `sluice crds | kubectl apply -f -` (or `kubectl apply -k deploy/`)"
+            );
+        }
+    }
+    Ok(())
+}

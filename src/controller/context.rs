@@ -1,0 +1,165 @@
+//! The shared state every reconcile receives: the API client, the HTTP client, the reflector
+//! stores observe reads from, the decision and router functions, metrics, the Event recorder
+//! and the leadership flag that gates every write. Builds nothing from the environment.
+
+use super::leader::Leadership;
+use super::metrics::Metrics;
+use crate::crd::{AnalysisRun, Rollout};
+use crate::engine::{Decision, Observed};
+use crate::traffic::{TrafficError, TrafficRouter};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::reflector::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The engine's entry point: `decide(&Rollout, &Observed, now) -> Decision`. A function pointer so
+/// tests can drive act and status with scripted decisions.
+pub type DecideFn = fn(&Rollout, &Observed, jiff::Timestamp) -> Decision;
+
+/// Builds the traffic routers a Rollout configures.
+pub type RoutersFn = fn(
+    &Rollout,
+    kube::Client,
+    reqwest::Client,
+) -> Result<Vec<Box<dyn TrafficRouter>>, TrafficError>;
+
+/// A router factory for Rollouts without traffic routing (and until routers are wired in).
+///
+/// # Errors
+/// Never.
+// The signature is the traffic module's `routers_for`, error type included.
+#[allow(clippy::result_large_err)]
+pub fn no_routers(
+    _rollout: &Rollout,
+    _client: kube::Client,
+    _http: reqwest::Client,
+) -> Result<Vec<Box<dyn TrafficRouter>>, TrafficError> {
+    Ok(Vec::new())
+}
+
+/// Read-only caches of the children a Rollout owns or names.
+#[derive(Clone)]
+pub struct Stores {
+    /// Rollouts (the controller's own store).
+    pub rollouts: Store<Rollout>,
+    /// ReplicaSets carrying the pod-template hash label.
+    pub replica_sets: Store<ReplicaSet>,
+    /// Services.
+    pub services: Store<Service>,
+    /// AnalysisRuns.
+    pub analysis_runs: Store<AnalysisRun>,
+    /// Deployments (targets of `workloadRef`).
+    pub deployments: Store<Deployment>,
+}
+
+/// Settings of the controller that are not clients (from the CLI flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Watch only this namespace.
+    pub namespace: Option<String>,
+    /// Reconcile only objects labelled with this instance id.
+    pub instance_id: Option<String>,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// The requeue for a reconcile that waits on nothing in particular.
+    pub safety_requeue: Duration,
+    /// First back-off after a transient error.
+    pub backoff_base: Duration,
+    /// Longest back-off after repeated transient errors.
+    pub backoff_max: Duration,
+    /// The name this replica reports Events and holds the Lease under.
+    pub identity: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            instance_id: None,
+            concurrency: 8,
+            safety_requeue: Duration::from_secs(300),
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(60),
+            identity: "sluice-controller".into(),
+        }
+    }
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// The one API client.
+    pub client: kube::Client,
+    /// The one HTTP client (traffic plugins, metric providers).
+    pub http: reqwest::Client,
+    /// The decision engine.
+    pub decide: DecideFn,
+    /// The traffic router factory.
+    pub routers: RoutersFn,
+    /// Reflector stores.
+    pub stores: Stores,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Recently published Events, folded into series when repeated.
+    pub events: super::events::EventCache,
+    /// Whether this replica may write.
+    pub leadership: Leadership,
+    /// Settings.
+    pub settings: Settings,
+    /// Per-Rollout bookkeeping: consecutive failures (for back-off) and the resourceVersion of
+    /// the last status write (a guard against deciding on a stale cache).
+    pub(crate) memory: Mutex<HashMap<(String, String), RolloutMemory>>,
+}
+
+/// What the controller remembers of one Rollout between reconciles. Only an optimisation: it is
+/// lost on restart and every decision still comes from the object and the cluster.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RolloutMemory {
+    pub failures: u32,
+    pub last_written_version: Option<u64>,
+}
+
+impl Context {
+    /// Assemble a context.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        http: reqwest::Client,
+        decide: DecideFn,
+        routers: RoutersFn,
+        stores: Stores,
+        metrics: Arc<Metrics>,
+        leadership: Leadership,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            events: super::events::EventCache::default(),
+            client,
+            http,
+            decide,
+            routers,
+            stores,
+            metrics,
+            leadership,
+            settings,
+            memory: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn remember<T>(
+        &self,
+        key: (String, String),
+        f: impl FnOnce(&mut RolloutMemory) -> T,
+    ) -> T {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        f(memory.entry(key).or_default())
+    }
+
+    pub(crate) fn forget(&self, key: &(String, String)) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}

@@ -1,0 +1,152 @@
+//! Kubernetes Events about a Rollout (`events.k8s.io/v1`). An Event repeating the same reason
+//! and message for the same Rollout within a few minutes becomes a series (count and last
+//! time patched) instead of a new object; distinct messages stay distinct Events (kube-runtime's
+//! `Recorder` merges by reason alone, which would hide "step 3 completed" behind "step 2").
+//! Only the leader publishes; a failed publish is logged and never fails a reconcile.
+
+use super::context::Context;
+use crate::crd::{FIELD_MANAGER, Rollout};
+use crate::engine::{EventKind, EventNote};
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::{Event, EventSeries};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How long a repeated Event is folded into the previous one.
+const SERIES_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// Namespace, Rollout, reason and message of a published Event.
+type EventKey = (String, String, &'static str, String);
+
+/// Events published recently, to fold repeats into series.
+#[derive(Default)]
+pub struct EventCache {
+    recent: Mutex<HashMap<EventKey, Published>>,
+}
+
+#[derive(Clone)]
+struct Published {
+    name: String,
+    count: i32,
+    at: jiff::Timestamp,
+}
+
+/// Publish each note as an Event on the Rollout. Returns how many were written.
+pub async fn publish(ctx: &Context, rollout: &Rollout, notes: &[EventNote]) -> u32 {
+    let Some(namespace) = rollout.namespace() else {
+        return 0;
+    };
+    let api: Api<Event> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut written = 0;
+    for note in notes {
+        if !ctx.leadership.is_leader() {
+            break;
+        }
+        let result = publish_one(ctx, &api, rollout, &namespace, note).await;
+        ctx.metrics.api_request(
+            if result.as_ref().is_ok_and(|created| !created) {
+                "patch"
+            } else {
+                "create"
+            },
+            &result,
+        );
+        match result {
+            Ok(_) => written += 1,
+            Err(error) => tracing::warn!(%error, reason = note.reason, "publishing event failed"),
+        }
+    }
+    written
+}
+
+/// Returns whether a new Event was created (false: an existing one was patched).
+async fn publish_one(
+    ctx: &Context,
+    api: &Api<Event>,
+    rollout: &Rollout,
+    namespace: &str,
+    note: &EventNote,
+) -> Result<bool, kube::Error> {
+    let now = jiff::Timestamp::now();
+    let key = (
+        namespace.to_string(),
+        rollout.name_any(),
+        note.reason,
+        note.message.clone(),
+    );
+    let previous = {
+        let mut recent = ctx.events.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|_, p| now.duration_since(p.at) < SERIES_WINDOW);
+        recent.get(&key).cloned()
+    };
+    if let Some(previous) = previous {
+        let count = previous.count + 1;
+        let patch = json!({"series": {"count": count, "lastObservedTime": MicroTime(now)}});
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        match api
+            .patch(&previous.name, &params, &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => {
+                remember(ctx, key, previous.name, count, now);
+                return Ok(false);
+            }
+            // Gone (expired by the server): start a new one.
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let name = format!("{}.{:x}", rollout.name_any(), now.as_nanosecond());
+    let event = Event {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_string()),
+            ..ObjectMeta::default()
+        },
+        event_time: Some(MicroTime(now)),
+        action: Some("Reconcile".into()),
+        reason: Some(note.reason.into()),
+        note: Some(note.message.chars().take(1024).collect()),
+        type_: Some(
+            match note.kind {
+                EventKind::Normal => "Normal",
+                EventKind::Warning => "Warning",
+            }
+            .into(),
+        ),
+        regarding: Some(ObjectReference {
+            api_version: Some(Rollout::api_version(&()).into()),
+            kind: Some(Rollout::kind(&()).into()),
+            name: Some(rollout.name_any()),
+            namespace: Some(namespace.to_string()),
+            uid: rollout.uid(),
+            ..ObjectReference::default()
+        }),
+        reporting_controller: Some(FIELD_MANAGER.into()),
+        reporting_instance: Some(ctx.settings.identity.clone()),
+        series: None::<EventSeries>,
+        ..Event::default()
+    };
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    api.create(&params, &event).await?;
+    remember(ctx, key, name, 1, now);
+    Ok(true)
+}
+
+fn remember(ctx: &Context, key: EventKey, name: String, count: i32, at: jiff::Timestamp) {
+    ctx.events
+        .recent
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, Published { name, count, at });
+}

@@ -1,0 +1,264 @@
+//! Controller metrics on a prometheus-client `Registry`: reconcile duration and count by result,
+//! per-Rollout phase, step and desired/actual canary weight, API requests by verb and code, and
+//! reconciles in flight. Touches nothing but its own counters.
+
+use crate::crd::{Rollout, RolloutPhase};
+use kube::ResourceExt;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RolloutLabels {
+    namespace: String,
+    rollout: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    namespace: String,
+    rollout: String,
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    code: String,
+}
+
+const PHASES: [RolloutPhase; 4] = [
+    RolloutPhase::Healthy,
+    RolloutPhase::Progressing,
+    RolloutPhase::Paused,
+    RolloutPhase::Degraded,
+];
+
+fn phase_name(phase: RolloutPhase) -> &'static str {
+    match phase {
+        RolloutPhase::Healthy => "Healthy",
+        RolloutPhase::Progressing => "Progressing",
+        RolloutPhase::Paused => "Paused",
+        RolloutPhase::Degraded => "Degraded",
+    }
+}
+
+/// Every metric the controller exports.
+pub struct Metrics {
+    registry: Registry,
+    reconcile_duration: Family<ResultLabels, Histogram>,
+    reconciles: Family<ResultLabels, Counter>,
+    phase: Family<PhaseLabels, Gauge>,
+    step: Family<RolloutLabels, Gauge>,
+    desired_weight: Family<RolloutLabels, Gauge>,
+    actual_weight: Family<RolloutLabels, Gauge>,
+    api_requests: Family<RequestLabels, Counter>,
+    in_flight: Gauge,
+    writes: AtomicU64,
+    finished: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Create and register every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let reconcile_duration = Family::<ResultLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 14))
+        });
+        registry.register(
+            "sluice_reconcile_duration_seconds",
+            "Time spent in one reconcile, by result",
+            reconcile_duration.clone(),
+        );
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "sluice_reconciles",
+            "Reconciles finished, by result (ok or an error category)",
+            reconciles.clone(),
+        );
+        let phase = Family::<PhaseLabels, Gauge>::default();
+        registry.register(
+            "sluice_rollout_phase",
+            "1 for the phase a Rollout is in, 0 for the others",
+            phase.clone(),
+        );
+        let step = Family::<RolloutLabels, Gauge>::default();
+        registry.register(
+            "sluice_rollout_step_index",
+            "Current canary step index of a Rollout",
+            step.clone(),
+        );
+        let desired_weight = Family::<RolloutLabels, Gauge>::default();
+        registry.register(
+            "sluice_rollout_canary_weight_desired_percent",
+            "Canary weight the current step asks for",
+            desired_weight.clone(),
+        );
+        let actual_weight = Family::<RolloutLabels, Gauge>::default();
+        registry.register(
+            "sluice_rollout_canary_weight_actual_percent",
+            "Canary weight last applied",
+            actual_weight.clone(),
+        );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "sluice_api_requests",
+            "Kubernetes API requests the reconciler made, by verb and HTTP code",
+            api_requests.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "sluice_reconciles_in_flight",
+            "Reconciles running now (the work queue's busy part)",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            reconcile_duration,
+            reconciles,
+            phase,
+            step,
+            desired_weight,
+            actual_weight,
+            api_requests,
+            in_flight,
+            writes: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+        }
+    }
+
+    /// The text exposition format.
+    ///
+    /// # Errors
+    /// Only when writing into the string fails, which it does not.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+
+    /// Record one finished reconcile.
+    pub fn reconciled(&self, result: &'static str, seconds: f64) {
+        let labels = ResultLabels {
+            result: result.into(),
+        };
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+        self.reconciles.get_or_create(&labels).inc();
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reconciles finished so far, whatever their result.
+    pub fn reconciles(&self) -> u64 {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// A reconcile started; the guard marks it finished when dropped.
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    /// Record one API request by its outcome.
+    pub fn api_request<T>(&self, verb: &'static str, result: &Result<T, kube::Error>) {
+        let code = match result {
+            Ok(_) => "200".to_string(),
+            Err(kube::Error::Api(status)) => status.code.to_string(),
+            Err(_) => "transport".to_string(),
+        };
+        if verb != "get" && verb != "list" {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        self.api_requests
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                code,
+            })
+            .inc();
+    }
+
+    /// Writes (create, patch, update, delete) made by reconciles so far.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Update the per-Rollout gauges from a Rollout's status.
+    pub fn observe_rollout(&self, rollout: &Rollout, desired_weight: Option<i32>) {
+        let namespace = rollout.namespace().unwrap_or_default();
+        let name = rollout.name_any();
+        let labels = RolloutLabels {
+            namespace: namespace.clone(),
+            rollout: name.clone(),
+        };
+        let status = rollout.status.clone().unwrap_or_default();
+        for phase in PHASES {
+            let value = i64::from(status.phase == Some(phase));
+            self.phase
+                .get_or_create(&PhaseLabels {
+                    namespace: namespace.clone(),
+                    rollout: name.clone(),
+                    phase: phase_name(phase).into(),
+                })
+                .set(value);
+        }
+        self.step
+            .get_or_create(&labels)
+            .set(i64::from(status.current_step_index.unwrap_or(0)));
+        if let Some(weight) = desired_weight {
+            self.desired_weight
+                .get_or_create(&labels)
+                .set(i64::from(weight));
+        }
+        let actual = status
+            .canary
+            .as_ref()
+            .and_then(|c| c.weights.as_ref())
+            .map_or(0, |w| w.canary.weight);
+        self.actual_weight
+            .get_or_create(&labels)
+            .set(i64::from(actual));
+    }
+
+    /// Drop the per-Rollout series of a deleted Rollout.
+    pub fn forget_rollout(&self, namespace: &str, name: &str) {
+        let labels = RolloutLabels {
+            namespace: namespace.into(),
+            rollout: name.into(),
+        };
+        for phase in PHASES {
+            self.phase.remove(&PhaseLabels {
+                namespace: namespace.into(),
+                rollout: name.into(),
+                phase: phase_name(phase).into(),
+            });
+        }
+        self.step.remove(&labels);
+        self.desired_weight.remove(&labels);
+        self.actual_weight.remove(&labels);
+    }
+}
+
+/// Marks a reconcile as running while alive.
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,309 @@
+//! The reconcile driver for one Rollout: guard → finalizer → observe → decide → act → events →
+//! status, one `?` per stage, inside one tracing span; plus the error policy (capped
+//! exponential back-off). The only place that reads the clock for the engine.
+
+use super::act::{self, ActError};
+use super::cleanup::{self, CleanupError, FINALIZER};
+use super::context::Context;
+use super::events;
+use super::observe::{self, ObserveError};
+use super::status::{self, StatusError};
+use crate::crd::{FIELD_MANAGER, Rollout, RolloutStatus};
+use crate::engine::{EventKind, EventNote};
+use crate::traffic::{RouteContext, TrafficError};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Errors of one reconcile, one variant per stage.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Building the routers failed.
+    #[error("building traffic routers")]
+    Routers(#[source] Box<TrafficError>),
+    /// Observing failed.
+    #[error("observe")]
+    Observe(#[from] ObserveError),
+    /// Acting failed.
+    #[error("act")]
+    Act(#[from] ActError),
+    /// Writing the status failed.
+    #[error("status")]
+    Status(#[from] StatusError),
+    /// The finalizer's clean-up failed.
+    #[error("cleanup")]
+    Cleanup(#[from] CleanupError),
+    /// Adding or removing the finalizer failed.
+    #[error("updating finalizers of {name}")]
+    Finalizer {
+        /// The Rollout.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ReconcileError {
+    /// A static category, used as metric label and Event reason.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Routers(error) => error.category(),
+            Self::Observe(error) => error.category(),
+            Self::Act(error) => error.category(),
+            Self::Status(error) => error.category(),
+            Self::Cleanup(error) => error.category(),
+            Self::Finalizer { .. } => "ApiError",
+        }
+    }
+
+    fn not_leader(&self) -> bool {
+        self.category() == "NotLeader"
+    }
+}
+
+fn key(rollout: &Rollout) -> (String, String) {
+    (rollout.namespace().unwrap_or_default(), rollout.name_any())
+}
+
+fn version(rollout: &Rollout) -> Option<u64> {
+    rollout.resource_version()?.parse().ok()
+}
+
+/// kube-runtime's reconcile callback.
+///
+/// # Errors
+/// Any stage's error; the error policy turns it into a back-off.
+pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let span = tracing::info_span!(
+        "reconcile",
+        rollout = %rollout.name_any(),
+        namespace = %rollout.namespace().unwrap_or_default()
+    );
+    async move {
+        let started = Instant::now();
+        let _in_flight = ctx.metrics.start();
+        let result = reconcile_inner(&rollout, &ctx).await;
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.category(),
+        };
+        ctx.metrics
+            .reconciled(label, started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => ctx.remember(key(&rollout), |m| m.failures = 0),
+            Err(error) if error.not_leader() => {}
+            Err(error) => {
+                tracing::warn!(error = %error_chain(error), category = label, "reconcile failed");
+                let note = EventNote {
+                    kind: EventKind::Warning,
+                    reason: label,
+                    message: error_chain(error),
+                };
+                events::publish(&ctx, &rollout, &[note]).await;
+            }
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action, ReconcileError> {
+    if !ctx.leadership.is_leader() {
+        // A standby keeps its caches warm and nothing else; becoming leader reconciles all.
+        return Ok(Action::await_change());
+    }
+    // Deciding on a Rollout older than our own last status write would redo a step.
+    let last_written = ctx.remember(key(rollout), |m| m.last_written_version);
+    if let (Some(seen), Some(written)) = (version(rollout), last_written)
+        && seen < written
+    {
+        tracing::debug!(seen, written, "cache older than last write; waiting");
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
+
+    let routers = (ctx.routers)(rollout, ctx.client.clone(), ctx.http.clone())
+        .map_err(|e| ReconcileError::Routers(Box::new(e)))?;
+    let status = rollout.status.clone().unwrap_or_default();
+    let mut route_ctx = RouteContext {
+        rollout: rollout.clone(),
+        canary_hash: status.current_pod_hash.clone(),
+        stable_hash: status.stable_rs.clone(),
+    };
+
+    if rollout.metadata.deletion_timestamp.is_some() {
+        if rollout.finalizers().iter().any(|f| f == FINALIZER) {
+            cleanup::cleanup(ctx, rollout, &routers, &route_ctx).await?;
+            set_finalizer(ctx, rollout, false).await?;
+        }
+        ctx.forget(&key(rollout));
+        ctx.metrics.forget_rollout(&key(rollout).0, &key(rollout).1);
+        return Ok(Action::await_change());
+    }
+    if !rollout.finalizers().iter().any(|f| f == FINALIZER) {
+        set_finalizer(ctx, rollout, true).await?;
+    }
+
+    let mut observed = observe::observe(rollout, &ctx.stores)?;
+    if !routers.is_empty() {
+        let weights = status.canary.as_ref().and_then(|c| c.weights.as_ref());
+        observed.weights_verified = observe::verify_weights(&routers, &route_ctx, weights).await?;
+    }
+
+    let decision = (ctx.decide)(rollout, &observed, jiff::Timestamp::now());
+
+    route_ctx.canary_hash = decision
+        .status
+        .current_pod_hash
+        .clone()
+        .or(route_ctx.canary_hash);
+    route_ctx.stable_hash = decision.status.stable_rs.clone().or(route_ctx.stable_hash);
+    let report = act::act(ctx, rollout, &routers, &route_ctx, &decision.actions).await?;
+    tracing::debug!(writes = report.writes, "acted");
+    events::publish(ctx, rollout, &decision.events).await;
+
+    let invalid = is_invalid(&decision.status);
+    let written = status::write_status(ctx, rollout, decision.status.clone()).await?;
+    if let Some(written) = written.and_then(|v| v.parse::<u64>().ok()) {
+        ctx.remember(key(rollout), |m| m.last_written_version = Some(written));
+    }
+    let mut shown = (**rollout).clone();
+    shown.status = Some(decision.status.clone());
+    ctx.metrics
+        .observe_rollout(&shown, desired_weight(rollout, &decision.status));
+
+    if invalid {
+        // A bad spec waits for someone to change it.
+        return Ok(Action::await_change());
+    }
+    Ok(match decision.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::requeue(ctx.settings.safety_requeue),
+    })
+}
+
+fn is_invalid(status: &RolloutStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "InvalidSpec" && c.status == "True")
+}
+
+/// The canary weight the current step asks for: the last `setWeight` at or before it, or 100
+/// once every step is done.
+fn desired_weight(rollout: &Rollout, status: &RolloutStatus) -> Option<i32> {
+    let canary = rollout.spec.strategy.canary.as_ref()?;
+    if status.abort {
+        return Some(0);
+    }
+    let index = usize::try_from(status.current_step_index.unwrap_or(0)).unwrap_or(0);
+    if index >= canary.steps.len() {
+        return Some(100);
+    }
+    Some(
+        canary.steps[..=index]
+            .iter()
+            .rev()
+            .find_map(|s| s.set_weight)
+            .unwrap_or(0),
+    )
+}
+
+async fn set_finalizer(
+    ctx: &Context,
+    rollout: &Rollout,
+    present: bool,
+) -> Result<(), ReconcileError> {
+    ctx.leadership
+        .ensure()
+        .map_err(|e| ReconcileError::Act(ActError::NotLeader(e)))?;
+    let name = rollout.name_any();
+    let namespace = rollout.namespace().unwrap_or_default();
+    let mut finalizers: Vec<String> = rollout
+        .finalizers()
+        .iter()
+        .filter(|f| f.as_str() != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.into());
+    }
+    // The resourceVersion makes this a compare-and-swap on the list.
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": rollout.resource_version(),
+    }});
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let result = api.patch(&name, &params, &Patch::Merge(patch)).await;
+    ctx.metrics.api_request("patch", &result);
+    match result {
+        Ok(written) => {
+            if let Some(v) = written
+                .resource_version()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                ctx.remember(key(rollout), |m| m.last_written_version = Some(v));
+            }
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
+        Err(source) => Err(ReconcileError::Finalizer { name, source }),
+    }
+}
+
+/// kube-runtime's error policy: capped exponential back-off per Rollout.
+pub fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    if error.not_leader() {
+        return Action::await_change();
+    }
+    let failures = ctx.remember(key(&rollout), |m| {
+        m.failures = m.failures.saturating_add(1);
+        m.failures
+    });
+    Action::requeue(backoff(
+        ctx.settings.backoff_base,
+        ctx.settings.backoff_max,
+        failures,
+    ))
+}
+
+/// `base × 2^(failures−1)`, capped at `max`.
+pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    base.saturating_mul(1 << exponent).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let base = Duration::from_millis(200);
+        let max = Duration::from_secs(60);
+        assert_eq!(backoff(base, max, 1), Duration::from_millis(200));
+        assert_eq!(backoff(base, max, 2), Duration::from_millis(400));
+        assert_eq!(backoff(base, max, 5), Duration::from_millis(3200));
+        assert_eq!(backoff(base, max, 30), max);
+    }
+}

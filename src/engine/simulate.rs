@@ -1,0 +1,148 @@
+//! A pure model of how the cluster looks right after the controller applied some actions:
+//! objects are written, but no pod has become available yet. `decide` uses it to run its
+//! planning passes to a fixpoint, and tests use it as their simulator.
+
+use super::model::{Action, Observed, ObservedAnalysisRun, ObservedReplicaSet};
+use crate::crd::{AnalysisPhase, POD_TEMPLATE_HASH_LABEL};
+
+/// Applies `actions` to `observed` as the controller and the API server would, with no pod
+/// becoming available (scaling down removes unavailable pods first, as ReplicaSets do).
+pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
+    for action in actions {
+        match action {
+            Action::CreateReplicaSet {
+                name,
+                pod_template_hash,
+                template,
+                replicas,
+                revision,
+                ..
+            } => {
+                if observed.replica_sets.iter().any(|rs| &rs.name == name) {
+                    continue;
+                }
+                observed.replica_sets.push(ObservedReplicaSet {
+                    name: name.clone(),
+                    pod_template_hash: Some(pod_template_hash.clone()),
+                    template: (**template).clone(),
+                    desired_replicas: *replicas,
+                    replicas: *replicas,
+                    ready_replicas: 0,
+                    available_replicas: 0,
+                    revision: Some(*revision),
+                    scale_down_deadline: None,
+                    created_at: None,
+                    deleting: false,
+                });
+            }
+            Action::ScaleReplicaSet { name, replicas } => {
+                if let Some(rs) = observed.replica_sets.iter_mut().find(|r| &r.name == name) {
+                    rs.desired_replicas = *replicas;
+                    rs.replicas = *replicas;
+                    rs.available_replicas = rs.available_replicas.min(*replicas);
+                    rs.ready_replicas = rs.ready_replicas.min(*replicas);
+                }
+            }
+            Action::SetScaleDownDeadline { name, deadline } => {
+                if let Some(rs) = observed.replica_sets.iter_mut().find(|r| &r.name == name) {
+                    rs.scale_down_deadline = *deadline;
+                }
+            }
+            Action::SetRevision { name, revision } => {
+                if let Some(rs) = observed.replica_sets.iter_mut().find(|r| &r.name == name) {
+                    rs.revision = Some(*revision);
+                }
+            }
+            Action::DeleteReplicaSet { name } => observed.replica_sets.retain(|r| &r.name != name),
+            Action::SetServiceSelector {
+                service,
+                pod_template_hash,
+            } => {
+                let svc = observed
+                    .services
+                    .entry(service.clone())
+                    .or_insert_with(|| Some(Default::default()));
+                let svc = svc.get_or_insert_with(Default::default);
+                svc.selector
+                    .insert(POD_TEMPLATE_HASH_LABEL.into(), pod_template_hash.clone());
+            }
+            // New weights are unconfirmed: a router that verifies (it reported before) has not
+            // confirmed them yet; one that cannot tell still cannot.
+            Action::SetWeights(_) => {
+                observed.weights_verified = observed.weights_verified.map(|_| false);
+            }
+            Action::SetHeaderRoute(_) | Action::SetMirrorRoute(_) | Action::RemoveManagedRoutes => {
+            }
+            Action::CreateAnalysisRun {
+                name,
+                kind,
+                pod_template_hash,
+                ..
+            } => {
+                if observed.analysis_runs.iter().any(|r| &r.name == name) {
+                    continue;
+                }
+                observed.analysis_runs.push(ObservedAnalysisRun {
+                    name: name.clone(),
+                    kind: *kind,
+                    pod_template_hash: pod_template_hash.clone(),
+                    phase: AnalysisPhase::Pending,
+                    message: None,
+                    terminating: false,
+                });
+            }
+            Action::TerminateAnalysisRun { name } => {
+                if let Some(run) = observed.analysis_runs.iter_mut().find(|r| &r.name == name) {
+                    run.terminating = true;
+                }
+            }
+            Action::ScaleWorkload { replicas } => {
+                if let Some(w) = observed.workload.as_mut() {
+                    w.replicas = *replicas;
+                }
+            }
+        }
+    }
+}
+
+/// Merges the actions of several passes where that changes nothing a pod would notice: a
+/// scale of a ReplicaSet created in an earlier pass becomes its initial size, and a scale
+/// that continues an earlier one in the same direction replaces it. A scale down followed by
+/// a scale up is kept as two writes: the pods removed by the first are really gone.
+pub fn compact(observed: &Observed, actions: Vec<Action>) -> Vec<Action> {
+    let mut out: Vec<Action> = Vec::with_capacity(actions.len());
+    for action in actions {
+        if let Action::ScaleReplicaSet { name, replicas } = &action {
+            if let Some(Action::CreateReplicaSet {
+                replicas: initial, ..
+            }) = out
+                .iter_mut()
+                .find(|a| matches!(a, Action::CreateReplicaSet { name: n, .. } if n == name))
+            {
+                *initial = *replicas;
+                continue;
+            }
+            let original = observed
+                .replica_sets
+                .iter()
+                .find(|r| &r.name == name)
+                .map_or(0, |r| r.desired_replicas);
+            let earlier = out
+                .iter()
+                .rposition(|a| matches!(a, Action::ScaleReplicaSet { name: n, .. } if n == name));
+            if let Some(i) = earlier
+                && let Action::ScaleReplicaSet {
+                    replicas: first, ..
+                } = &out[i]
+                && (*first - original).signum() * (*replicas - *first).signum() >= 0
+            {
+                out.remove(i);
+                if *replicas == original {
+                    continue;
+                }
+            }
+        }
+        out.push(action);
+    }
+    out
+}

@@ -1,0 +1,8 @@
+//! Engine tests: builders and a simulator (`fixtures`), table tests per behaviour, and
+//! property tests of the invariants.
+
+mod bluegreen_tests;
+mod canary_tests;
+mod fixtures;
+mod misc_tests;
+mod props;

@@ -1,0 +1,342 @@
+//! Shared harness of the controller end-to-end tests: a playground with simulated workloads,
+//! the Sluice CRDs installed, an embedded controller, one namespace per test, and bounded waits
+//! that print the object when they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use sluice::controller::embedded::{Embedded, EmbeddedOptions};
+use sluice::crd::{POD_TEMPLATE_HASH_LABEL, Rollout, RolloutPhase};
+use sluice::playground::{Playground, PlaygroundHandle, PlaygroundOptions, SimulationOptions};
+use std::time::Duration;
+
+pub struct Harness {
+    pub playground: PlaygroundHandle,
+    pub client: Client,
+}
+
+impl Harness {
+    /// A playground with simulation and the CRDs installed; no controller yet.
+    pub async fn start() -> Self {
+        Self::start_with(SimulationOptions::default()).await
+    }
+
+    pub async fn start_with(simulation: SimulationOptions) -> Self {
+        let options = PlaygroundOptions {
+            simulation,
+            ..PlaygroundOptions::default()
+        };
+        let playground = Playground::start(options).await.expect("playground starts");
+        let client = playground.client();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in sluice::crd::crds() {
+            crds.create(&PostParams::default(), &crd)
+                .await
+                .expect("CRD installs");
+        }
+        Self { playground, client }
+    }
+
+    pub fn controller(&self) -> Embedded {
+        self.controller_with(EmbeddedOptions::default())
+    }
+
+    pub fn controller_with(&self, options: EmbeddedOptions) -> Embedded {
+        Embedded::spawn(self.client.clone(), options)
+    }
+
+    pub async fn namespace(&self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        api.create(&PostParams::default(), &ns).await.unwrap();
+    }
+
+    pub fn rollouts(&self, ns: &str) -> Api<Rollout> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Create every document of a multi-document YAML in `ns`.
+    pub async fn apply_yaml(&self, ns: &str, yaml: &str) {
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if value.is_null() {
+                continue;
+            }
+            let kind = value["kind"].as_str().unwrap().to_string();
+            match kind.as_str() {
+                "Rollout" => {
+                    let obj: Rollout = serde_json::from_value(value).unwrap();
+                    self.rollouts(ns)
+                        .create(&PostParams::default(), &obj)
+                        .await
+                        .unwrap();
+                }
+                "Service" => {
+                    let obj: Service = serde_json::from_value(value).unwrap();
+                    Api::<Service>::namespaced(self.client.clone(), ns)
+                        .create(&PostParams::default(), &obj)
+                        .await
+                        .unwrap();
+                }
+                "Deployment" => {
+                    let obj: k8s_openapi::api::apps::v1::Deployment =
+                        serde_json::from_value(value).unwrap();
+                    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+                        self.client.clone(),
+                        ns,
+                    )
+                    .create(&PostParams::default(), &obj)
+                    .await
+                    .unwrap();
+                }
+                other => panic!("apply_yaml: unsupported kind {other}"),
+            }
+        }
+    }
+
+    pub async fn rollout(&self, ns: &str, name: &str) -> Rollout {
+        self.rollouts(ns).get(name).await.unwrap()
+    }
+
+    /// Wait (bounded) until `check` holds for the Rollout; fail printing its status.
+    pub async fn wait_rollout(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Rollout) -> bool,
+    ) -> Rollout {
+        self.wait_rollout_for(ns, name, what, Duration::from_secs(30), check)
+            .await
+    }
+
+    pub async fn wait_rollout_for(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&Rollout) -> bool,
+    ) -> Rollout {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let rollout = self.rollouts(ns).get_opt(name).await.unwrap();
+            if let Some(r) = &rollout
+                && check(r)
+            {
+                return r.clone();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for {what} on {ns}/{name}; status: {}",
+                    serde_json::to_string_pretty(&rollout.and_then(|r| r.status)).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn patch_status(&self, ns: &str, name: &str, patch: Value) {
+        self.rollouts(ns)
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": patch })),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn patch_spec(&self, ns: &str, name: &str, patch: Value) {
+        self.rollouts(ns)
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    /// Change the first container's image.
+    pub async fn set_image(&self, ns: &str, name: &str, image: &str) {
+        let rollout = self.rollout(ns, name).await;
+        let mut template = rollout.spec.template.clone().unwrap();
+        template.spec.as_mut().unwrap().containers[0].image = Some(image.into());
+        self.patch_spec(ns, name, json!({"spec": {"template": template}}))
+            .await;
+    }
+
+    pub async fn replica_sets(&self, ns: &str) -> Vec<ReplicaSet> {
+        Api::<ReplicaSet>::namespaced(self.client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+    }
+
+    pub async fn service_hash(&self, ns: &str, name: &str) -> Option<String> {
+        let svc = Api::<Service>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap();
+        svc.spec?.selector?.get(POD_TEMPLATE_HASH_LABEL).cloned()
+    }
+
+    /// Spec replicas of the ReplicaSet with this hash (0 when missing).
+    pub async fn rs_replicas(&self, ns: &str, hash: &str) -> i32 {
+        self.replica_sets(ns)
+            .await
+            .iter()
+            .find(|rs| rs.labels().get(POD_TEMPLATE_HASH_LABEL).map(String::as_str) == Some(hash))
+            .and_then(|rs| rs.spec.as_ref()?.replicas)
+            .unwrap_or(0)
+    }
+}
+
+pub fn phase(r: &Rollout) -> Option<RolloutPhase> {
+    r.status.as_ref()?.phase
+}
+
+pub fn step(r: &Rollout) -> Option<i32> {
+    r.status.as_ref()?.current_step_index
+}
+
+pub fn paused_on_step(r: &Rollout) -> bool {
+    r.status
+        .as_ref()
+        .is_some_and(|s| s.controller_pause && !s.pause_conditions.is_empty())
+}
+
+pub fn healthy_at(r: &Rollout, hash: &str) -> bool {
+    let Some(s) = r.status.as_ref() else {
+        return false;
+    };
+    s.phase == Some(RolloutPhase::Healthy)
+        && s.stable_rs.as_deref() == Some(hash)
+        && s.current_pod_hash.as_deref() == Some(hash)
+        && s.observed_generation == r.metadata.generation
+}
+
+pub fn current_hash(r: &Rollout) -> Option<String> {
+    r.status.as_ref()?.current_pod_hash.clone()
+}
+
+pub fn stable_hash(r: &Rollout) -> Option<String> {
+    r.status.as_ref()?.stable_rs.clone()
+}
+
+/// A canary Rollout with Services, as YAML: `steps` is the YAML list of steps.
+pub fn canary_yaml(name: &str, replicas: i32, steps: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-stable}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-canary}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: app
+          image: example/app:1
+  strategy:
+    canary:
+      canaryService: {name}-canary
+      stableService: {name}-stable
+      maxSurge: 1
+      maxUnavailable: 0
+      steps:
+{steps}
+"#
+    )
+}
+
+/// Events recorded on objects in `ns`, as (reason, note).
+pub async fn events(h: &Harness, ns: &str) -> Vec<(String, String)> {
+    use k8s_openapi::api::events::v1::Event;
+    Api::<Event>::namespaced(h.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+/// Wait (bounded) for an async condition.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A blue/green Rollout with its active and preview Services, as YAML.
+pub fn bluegreen_yaml(name: &str, replicas: i32, strategy_extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-active}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}-preview}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: sluice.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: app
+          image: example/app:1
+  strategy:
+    blueGreen:
+      activeService: {name}-active
+      previewService: {name}-preview
+{strategy_extra}
+"#
+    )
+}

@@ -24,12 +24,15 @@ fn weight_of(list: &Value, key: &str, name: &str) -> Option<i64> {
         .and_then(|e| e["weight"].as_i64())
 }
 
+/// The weights of the first rule that splits (managed header rules route to the canary only).
 fn gateway(v: &Value) -> Option<(i64, i64)> {
-    let refs = &v["spec"]["rules"][0]["backendRefs"];
-    Some((
-        weight_of(refs, "/name", "web-canary")?,
-        weight_of(refs, "/name", "web-stable")?,
-    ))
+    v["spec"]["rules"].as_array()?.iter().find_map(|rule| {
+        let refs = &rule["backendRefs"];
+        Some((
+            weight_of(refs, "/name", "web-canary")?,
+            weight_of(refs, "/name", "web-stable")?,
+        ))
+    })
 }
 
 fn istio(v: &Value) -> Option<(i64, i64)> {
@@ -252,4 +255,121 @@ async fn traefik_rollout_walks_its_steps_and_aborts() {
         traefik,
     )
     .await;
+}
+
+fn rule_names(v: &Value) -> Vec<String> {
+    v["spec"]["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+async fn route_json(h: &Harness, ns: &str) -> Value {
+    kubectl_json(
+        h.playground.kubeconfig_path(),
+        &["get", "httproutes", "web", "-n", ns],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn gateway_api_header_and_mirror_steps_then_promotion_and_abort_remove_managed_rules() {
+    let ns = "e2e-gateway-routes";
+    let h = Harness::start().await;
+    install_routing_crds(&h.client).await;
+    let controller = h.controller();
+    h.namespace(ns).await;
+    create_object(
+        &h.client,
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"name": "main", "backendRefs": [
+                {"name": "web-stable", "port": 80, "weight": 100}, {"name": "web-canary", "port": 80, "weight": 0}]}]},
+        }),
+    )
+    .await;
+    let steps = "        - setHeaderRoute:\n            name: canary-header\n            match:\n            - headerName: x-canary\n              headerValue: {exact: \"yes\"}\n        - setWeight: 20\n        - setMirrorRoute:\n            name: canary-mirror\n            percentage: 30\n            match:\n            - path: {prefix: /api}\n        - pause: {}\n";
+    let yaml = canary_yaml("web", 2, steps).replace(
+        "      steps:\n",
+        "      trafficRouting:\n        managedRoutes: [{name: canary-header}, {name: canary-mirror}]\n        gatewayAPI: {httpRoute: web}\n      steps:\n",
+    );
+    h.apply_yaml(ns, &yaml).await;
+    h.wait_rollout(ns, "web", "first revision healthy", |r| {
+        phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
+    })
+    .await;
+    assert_eq!(
+        rule_names(&route_json(&h, ns).await),
+        ["main"],
+        "no managed rules on the first deploy"
+    );
+
+    h.set_image(ns, "web", "example/app:2").await;
+    let at_pause = |r: &sluice::crd::Rollout| {
+        paused_on_step(r) && step(r) == Some(3) && !r.status.as_ref().unwrap().abort
+    };
+    h.wait_rollout(ns, "web", "pause after the mirror step", at_pause)
+        .await;
+    assert_managed_rules(&route_json(&h, ns).await);
+
+    h.patch_status(ns, "web", json!({"abort": true})).await;
+    h.wait_rollout(ns, "web", "aborted", |r| {
+        phase(r) == Some(RolloutPhase::Degraded)
+    })
+    .await;
+    wait_clean(&h, ns, "after the abort").await;
+
+    h.patch_status(ns, "web", json!({"abort": false})).await;
+    h.wait_rollout(ns, "web", "retry pauses again", at_pause)
+        .await;
+    assert_managed_rules(&route_json(&h, ns).await);
+
+    h.patch_status(ns, "web", json!({"pauseConditions": null}))
+        .await;
+    h.wait_rollout(ns, "web", "promoted", |r| {
+        phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r) == current_hash(r)
+    })
+    .await;
+    wait_clean(&h, ns, "after the promotion").await;
+    controller.stop().await;
+}
+
+fn assert_managed_rules(route: &Value) {
+    assert_eq!(
+        rule_names(route),
+        ["canary-header", "canary-mirror", "main"],
+        "{route:#}"
+    );
+    assert_eq!(
+        route["spec"]["rules"][0]["matches"][0]["headers"][0]["value"],
+        json!("yes")
+    );
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"][0]["name"],
+        json!("web-canary")
+    );
+    assert_eq!(
+        route["spec"]["rules"][1]["filters"][0]["requestMirror"]["percent"],
+        json!(30)
+    );
+    assert_eq!(gateway(route), Some((20, 80)), "{route:#}");
+}
+
+/// Waits until the managed rules are gone and the canary gets nothing.
+async fn wait_clean(h: &Harness, ns: &str, when: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let route = route_json(h, ns).await;
+        if rule_names(&route) == ["main"] && gateway(&route).is_some_and(|(c, _)| c == 0) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{when}: managed rules must be gone and the canary at 0: {route:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

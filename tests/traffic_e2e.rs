@@ -8,6 +8,10 @@
 mod controller_support;
 mod traffic_common;
 
+#[allow(dead_code)] // `main` is the example's entry point, unused here.
+#[path = "../examples/plugin_router.rs"]
+mod plugin_router;
+
 use controller_support::*;
 use serde_json::{Value, json};
 use sluice::crd::RolloutPhase;
@@ -372,4 +376,82 @@ async fn wait_clean(h: &Harness, ns: &str, when: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The example plugin's HTTPRoute for the Rollout, as it serves it.
+async fn plugin_route(address: &str, ns: &str) -> Option<Value> {
+    let resp = reqwest::get(format!("{address}/v1/routes/{ns}/web"))
+        .await
+        .unwrap();
+    if resp.status().is_success() {
+        Some(resp.json().await.unwrap())
+    } else {
+        None
+    }
+}
+
+async fn expect_plugin_weights(h: &Harness, address: &str, ns: &str, want: (i64, i64), when: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = plugin_route(address, ns).await.as_ref().and_then(gateway);
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{when}: the plugin's route has (canary, stable) {got:?}, want {want:?}; rollout status: {:#?}",
+            h.rollout(ns, "web").await.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn example_plugin_rollout_walks_its_steps_and_aborts() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, plugin_router::app()).await.unwrap() });
+
+    let ns = "e2e-plugin";
+    let h = Harness::start().await;
+    let controller = h.controller();
+    h.namespace(ns).await;
+    let routing = format!(
+        "        plugins:\n          example/gateway:\n            address: {address}\n            config:\n              route: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: web}}, spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: web-stable, port: 80, weight: 100}}, {{name: web-canary, port: 80, weight: 0}}]}}]}}}}\n"
+    );
+    h.apply_yaml(ns, &rollout_yaml(&routing)).await;
+    h.wait_rollout(ns, "web", "first revision healthy", |r| {
+        phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
+    })
+    .await;
+    if let Some(route) = plugin_route(&address, ns).await {
+        assert_eq!(
+            gateway(&route),
+            Some((0, 100)),
+            "first deploy: all traffic on stable"
+        );
+    }
+
+    h.set_image(ns, "web", "example/app:2").await;
+    h.wait_rollout(ns, "web", "pause after setWeight 20", |r| {
+        paused_on_step(r) && step(r) == Some(1)
+    })
+    .await;
+    expect_plugin_weights(&h, &address, ns, (20, 80), "at step 1").await;
+    h.patch_status(ns, "web", json!({"pauseConditions": null}))
+        .await;
+    h.wait_rollout(ns, "web", "pause after setWeight 50", |r| {
+        paused_on_step(r) && step(r) == Some(3)
+    })
+    .await;
+    expect_plugin_weights(&h, &address, ns, (50, 50), "at step 3").await;
+    h.patch_status(ns, "web", json!({"abort": true})).await;
+    h.wait_rollout(ns, "web", "aborted", |r| {
+        phase(r) == Some(RolloutPhase::Degraded)
+    })
+    .await;
+    expect_plugin_weights(&h, &address, ns, (0, 100), "after abort").await;
+    let route = plugin_route(&address, ns).await.unwrap();
+    traffic_common::assert_valid("gateway-api-httproute.yaml", "v1", &route);
+    controller.stop().await;
 }

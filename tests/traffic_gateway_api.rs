@@ -214,7 +214,7 @@ fn header_route_rule_comes_first_and_sends_matches_to_the_canary() {
     );
     assert_eq!(
         rules[0]["backendRefs"],
-        json!([{"name": "shop-canary", "port": 8080}])
+        json!([{"name": "shop-canary", "port": 8080, "weight": 1}])
     );
     assert_eq!(
         rules[0]["filters"], route["spec"]["rules"][0]["filters"],
@@ -367,7 +367,7 @@ fn grpcroute_weights_header_and_mirror() {
         out["spec"]["rules"][0],
         json!({"name": "canary-header",
                "matches": [{"method": {"service": "shop.v1.Cart"}, "headers": [{"name": "x-canary", "type": "Exact", "value": "1"}]}],
-               "backendRefs": [{"name": "shop-canary", "port": 9090}]})
+               "backendRefs": [{"name": "shop-canary", "port": 9090, "weight": 1}]})
     );
     let mirror = SetMirrorRoute {
         name: "canary-mirror".into(),

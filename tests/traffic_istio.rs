@@ -481,3 +481,27 @@ fn managed_routes_are_ordered_and_removed() {
     assert_valid(VS, V, &clean);
     assert_eq!(clean, vs);
 }
+
+#[test]
+fn reconciled_status_covers_the_current_generation() {
+    let mut vs = host_vs();
+    assert_eq!(
+        istio::reconciled(&vs),
+        None,
+        "no status: Istio status reporting is off"
+    );
+    vs["metadata"]["generation"] = json!(4);
+    vs["status"] =
+        json!({"observedGeneration": 4, "conditions": [{"type": "Reconciled", "status": "True"}]});
+    assert_valid(VS, V, &vs);
+    assert_eq!(istio::reconciled(&vs), Some(true));
+    vs["status"]["observedGeneration"] = json!(3);
+    assert_eq!(
+        istio::reconciled(&vs),
+        Some(false),
+        "status of an older generation"
+    );
+    vs["status"] =
+        json!({"observedGeneration": 4, "conditions": [{"type": "Reconciled", "status": "False"}]});
+    assert_eq!(istio::reconciled(&vs), Some(false));
+}

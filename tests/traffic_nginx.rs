@@ -321,4 +321,12 @@ async fn baseline_and_mirror_are_clear_errors() {
     };
     let err = routers[0].set_mirror_route(&c, &mirror).await.unwrap_err();
     assert!(err.to_string().contains("cannot mirror"), "{err}");
+    assert_eq!(
+        routers[0]
+            .verify_weight(&c, &weights(20, &[]))
+            .await
+            .unwrap(),
+        None,
+        "ingress-nginx reports nothing to verify against"
+    );
 }

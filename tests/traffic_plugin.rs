@@ -177,7 +177,7 @@ async fn example_plugin_passes_the_router_checks() {
     assert_eq!(names, ["canary-header", "canary-mirror", "main"]);
     assert_eq!(
         route["spec"]["rules"][0]["backendRefs"],
-        json!([{"name": "shop-canary", "port": 8080}])
+        json!([{"name": "shop-canary", "port": 8080, "weight": 1}])
     );
     assert_eq!(
         route["spec"]["rules"][1]["filters"][0]["requestMirror"]["percent"],
@@ -333,6 +333,11 @@ async fn malformed_plugin_configuration_is_a_plugin_error() {
         .unwrap();
     assert_eq!(err.category(), "TrafficPluginError");
     assert!(err.to_string().contains("address"), "{err}");
+    let typo = rollout(r#"plugins: {"acme/router": {address: "http://x:1", timeoutSecond: 3}}"#);
+    let err = routers_for(&typo, offline_client(), reqwest::Client::new())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("timeoutSecond"), "{err}");
     let bad_scheme = rollout(r#"plugins: {"acme/router": {address: "unix:///tmp/x"}}"#);
     assert!(routers_for(&bad_scheme, offline_client(), reqwest::Client::new()).is_err());
 }

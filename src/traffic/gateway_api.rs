@@ -261,9 +261,9 @@ pub fn set_header_route(
             .find(|b| is_service(b, &svc.canary))
             .cloned()
             .unwrap_or_else(|| json!({"name": svc.canary}));
-        if let Some(obj) = canary.as_object_mut() {
-            obj.remove("weight");
-        }
+        // Written explicitly: the API server defaults it to 1, and an implicit value would
+        // make every repeated call look like a change.
+        canary["weight"] = json!(1);
         let mut rule = Map::new();
         let name = if i == 0 {
             step.name.clone()
@@ -351,13 +351,18 @@ pub fn set_mirror_route(
                 svc.canary, svc.stable
             )
         })?;
+    // The canary backendRef as the server stores it (with defaulted group and kind), so a
+    // repeated call computes the same rule; a mirror backendRef has no weight.
     let mut mirror_ref = json!({"name": svc.canary});
-    if let Some(port) = backends(&primary)
+    if let Some(Value::Object(canary)) = backends(&primary)
         .iter()
         .find(|b| is_service(b, &svc.canary))
-        .and_then(|b| b.get("port"))
     {
-        mirror_ref["port"] = port.clone();
+        for key in ["group", "kind", "name", "namespace", "port"] {
+            if let Some(v) = canary.get(key) {
+                mirror_ref[key] = v.clone();
+            }
+        }
     }
     let mut filters: Vec<Value> = primary
         .get("filters")

@@ -441,6 +441,28 @@ pub fn set_subset_hashes(
     Ok(out)
 }
 
+/// Whether Istio reports the VirtualService as distributed to its proxies: `Some(true)` when
+/// a `Reconciled=True` condition covers the current generation, `Some(false)` when the status
+/// is older or not reconciled, `None` when there is no status (Istio writes it only with
+/// `PILOT_ENABLE_STATUS`).
+pub fn reconciled(vs: &Value) -> Option<bool> {
+    let conditions = vs.pointer("/status/conditions").and_then(Value::as_array)?;
+    let generation = vs
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let observed = vs.pointer("/status/observedGeneration").and_then(|g| {
+        // Istio writes it as an integer or, in some versions, a string.
+        g.as_i64()
+            .or_else(|| g.as_str().and_then(|s| s.parse().ok()))
+    });
+    let ok = conditions.iter().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some("Reconciled")
+            && c.get("status").and_then(Value::as_str) == Some("True")
+    });
+    Some(ok && observed.is_some_and(|o| o >= generation))
+}
+
 /// The Istio router of one Rollout.
 pub struct IstioRouter {
     client: kube::Client,
@@ -583,10 +605,25 @@ impl TrafficRouter for IstioRouter {
 
     async fn verify_weight(
         &self,
-        _ctx: &RouteContext,
-        _weights: &TrafficWeights,
+        ctx: &RouteContext,
+        weights: &TrafficWeights,
     ) -> Result<Option<bool>, TrafficError> {
-        Ok(None)
+        let mode = self.mode(ctx)?;
+        let split = Split::new(weights, split::max_weight(&ctx.rollout));
+        let managed = split::managed_routes(&ctx.rollout);
+        let mut answer = Some(true);
+        for (cfg, t) in &self.virtual_services {
+            let vs = kube_io::get(&self.client, t)
+                .await?
+                .ok_or_else(|| t.not_found())?;
+            let in_place = set_weights(&vs, cfg, &mode, &split, &managed).is_ok_and(|d| d == vs);
+            match (in_place, reconciled(&vs)) {
+                (false, _) | (true, Some(false)) => return Ok(Some(false)),
+                (true, None) => answer = None,
+                (true, Some(true)) => {}
+            }
+        }
+        Ok(answer)
     }
 
     async fn remove_managed_routes(&self, ctx: &RouteContext) -> Result<(), TrafficError> {

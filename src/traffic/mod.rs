@@ -2,6 +2,14 @@
 //! controller's act step calls every router configured on a Rollout in turn; a router writes
 //! only the fields Sluice owns (weights, managed routes), with field manager
 //! `sluice-controller`.
+//!
+//! Each provider is a pure transformation of the routing object's JSON (table-tested against
+//! the upstream schemas) plus thin I/O in `kube_io`: get, transform, JSON patch of the changed
+//! fields guarded by `resourceVersion`, retried on conflict; nothing is written when nothing
+//! changes. RBAC the routers need: `get` and `patch` on `gateway.networking.k8s.io`
+//! `httproutes` and `grpcroutes`, `networking.istio.io` `virtualservices` and
+//! `destinationrules`, `traefik.io` `traefikservices`; `get`, `create` and `patch` on
+//! `split.smi-spec.io` `trafficsplits` and `networking.k8s.io` `ingresses`.
 
 pub mod fake;
 pub mod gateway_api;
@@ -252,4 +260,71 @@ pub async fn restore_stable(
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::{Call, FakeRouter};
+    use super::*;
+    use crate::crd::RolloutSpec;
+
+    fn ctx() -> RouteContext {
+        RouteContext {
+            rollout: Arc::new(Rollout::new("shop", RolloutSpec::default())),
+            canary_hash: Some("c".into()),
+            stable_hash: Some("s".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn restore_stable_zeroes_every_router_even_when_one_fails() {
+        let ok = FakeRouter::new("ok");
+        let broken = FakeRouter::new("broken");
+        broken.state().fail = Some("unreachable".into());
+        let route = SetHeaderRoute {
+            name: "hdr".into(),
+            matches: vec![crate::crd::HeaderRoutingMatch {
+                header_name: "x".into(),
+                header_value: crate::crd::StringMatch {
+                    exact: Some("1".into()),
+                    ..Default::default()
+                },
+            }],
+        };
+        ok.set_header_route(&ctx(), &route).await.unwrap();
+        assert!(!ok.all_on_stable());
+        let routers: Vec<Box<dyn TrafficRouter>> =
+            vec![Box::new(broken.clone()), Box::new(ok.clone())];
+        let err = restore_stable(&routers, &ctx()).await.unwrap_err();
+        assert_eq!(err.category(), "TrafficPluginError");
+        assert!(ok.all_on_stable(), "{:?}", ok.state());
+        let calls = ok.state().calls.clone();
+        let Call::SetWeight(w) = &calls[1] else {
+            panic!("{calls:?}")
+        };
+        assert_eq!((w.canary.weight, w.stable.weight), (0, 100));
+        assert!(w.additional.is_empty());
+        assert_eq!(calls[2], Call::RemoveManagedRoutes);
+        assert_eq!(
+            broken.state().calls.len(),
+            2,
+            "both calls tried on the failing router"
+        );
+    }
+
+    #[test]
+    fn routers_for_a_basic_canary_is_empty() {
+        // No trafficRouting: no routers, and no client is ever used.
+        let rollout = Rollout::new("shop", RolloutSpec::default());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let _guard = rt.enter();
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
+                .unwrap();
+        assert!(
+            routers_for(&rollout, client, reqwest::Client::new())
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

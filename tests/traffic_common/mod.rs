@@ -196,3 +196,82 @@ pub fn offline_client() -> kube::Client {
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     kube::Client::try_from(config).unwrap()
 }
+
+/// The upstream routing CRDs the routers write to, as they are installed in a cluster.
+pub const ROUTING_CRDS: [&str; 6] = [
+    "gateway-api-httproute.yaml",
+    "gateway-api-grpcroute.yaml",
+    "istio-virtualservice.yaml",
+    "istio-destinationrule.yaml",
+    "smi-trafficsplit-linkerd-smi.yaml",
+    "traefik-traefikservice.yaml",
+];
+
+/// Installs the upstream routing CRDs through `client`.
+pub async fn install_routing_crds(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for file in ROUTING_CRDS {
+        let path = upstream_dir().join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{} is missing ({e}); the shared folder shared/upstream/crds must be beside the repository",
+                path.display()
+            )
+        });
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v = Value::deserialize(doc).unwrap();
+            if v.get("kind") == Some(&json!("CustomResourceDefinition")) {
+                let crd: CustomResourceDefinition = serde_json::from_value(v).unwrap();
+                crds.create(&kube::api::PostParams::default(), &crd)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Runs `kubectl --kubeconfig <kubeconfig> <args>` and returns its JSON output.
+pub async fn kubectl_json(kubeconfig: &std::path::Path, args: &[&str]) -> Value {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .args(["-o", "json"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("kubectl must be on PATH for these tests: {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Creates an object of any kind from JSON (namespace from the object).
+pub async fn create_object(client: &kube::Client, object: Value) {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    let api_version = object["apiVersion"].as_str().unwrap().to_owned();
+    let kind = object["kind"].as_str().unwrap().to_owned();
+    let namespace = object["metadata"]["namespace"].as_str().unwrap().to_owned();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+    let plural = match kind.as_str() {
+        "Ingress" => "ingresses".to_owned(),
+        k => format!("{}s", k.to_lowercase()),
+    };
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, &kind), &plural);
+    let api: kube::Api<DynamicObject> = kube::Api::namespaced_with(client.clone(), &namespace, &ar);
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(object).unwrap(),
+    )
+    .await
+    .unwrap();
+}

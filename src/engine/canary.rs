@@ -71,7 +71,15 @@ fn at_desired_counts(p: &Plan, c: &Canary, i: usize) -> bool {
     let (_, stable) = desired_counts(p, c, i);
     let new_ok = canary_ready(p, c, i);
     let stable_ok = p.stable_rs().map_or(stable == 0, |rs| {
-        rs.desired_replicas == stable && rs.available_replicas >= stable
+        // The stable hash still points at the stable ReplicaSet until promotion, so the
+        // scale-down rule keeps one of its pods when the target is 0 (`scaledown::plan`); the
+        // step waits for that floor, not for a zero it will never reach.
+        let expected = if stable == 0 && rs.desired_replicas > 0 && p.v.replicas > 0 {
+            1
+        } else {
+            stable
+        };
+        rs.desired_replicas == expected && rs.available_replicas >= stable
     });
     let others_ok = c.traffic.is_some()
         || p.others()

@@ -450,3 +450,58 @@ fn missing_stable_replicaset_promotes_the_desired_revision() {
     assert_eq!(w.spec_of("nginx:2"), 10, "full capacity at once");
     assert_eq!(w.status().phase, Some(RolloutPhase::Healthy));
 }
+
+#[test]
+fn one_replica_basic_canary_completes_a_half_weight_step() {
+    // One pod cannot be split in half: the canary gets one pod beside the stable one (keep one
+    // each) and the step must still complete rather than wait forever.
+    let mut w = World::healthy(
+        Rollout::test()
+            .replicas(1)
+            .steps(vec![weight(50), pause_for("10s")])
+            .build(),
+    );
+    w.set_image("nginx:2");
+    w.run();
+    assert_eq!(
+        w.status().current_step_index,
+        Some(1),
+        "{:#?}\n{:#?}",
+        w.status(),
+        w.observed
+    );
+    w.advance(10);
+    w.run();
+    assert_eq!(
+        w.status().stable_rs.as_deref(),
+        Some(hash_of("nginx:2").as_str()),
+        "{:#?}",
+        w.status()
+    );
+    assert_eq!((w.spec_of("nginx:2"), w.spec_of("nginx:1")), (1, 0));
+}
+
+#[test]
+fn basic_canary_at_full_weight_before_a_last_pause_completes_the_step() {
+    // setWeight 100 wants no stable pods, but the stable keeps one until promotion; the step
+    // must complete on that floor.
+    let mut w = World::healthy(
+        Rollout::test()
+            .replicas(3)
+            .steps(vec![weight(100), pause_for("5s")])
+            .build(),
+    );
+    w.set_image("nginx:2");
+    w.run();
+    assert_eq!(w.status().current_step_index, Some(1), "{:#?}", w.status());
+    assert_eq!((w.spec_of("nginx:2"), w.spec_of("nginx:1")), (3, 1));
+    w.advance(5);
+    w.run();
+    assert_eq!(
+        w.status().stable_rs.as_deref(),
+        Some(hash_of("nginx:2").as_str()),
+        "{:#?}",
+        w.status()
+    );
+    assert_eq!((w.spec_of("nginx:2"), w.spec_of("nginx:1")), (3, 0));
+}

@@ -106,34 +106,7 @@ pub fn set_weights(route: &Value, svc: &Services, split: &Split) -> Result<Value
         }
         touched += 1;
         let refs = backends(rule).to_vec();
-        let port = refs
-            .iter()
-            .find(|b| is_service(b, &svc.stable))
-            .and_then(|b| b.get("port").cloned());
-        let mut kept = Vec::with_capacity(refs.len());
-        for mut b in refs {
-            let weight = if is_service(&b, &svc.canary) {
-                split.canary
-            } else if is_service(&b, &svc.stable) {
-                split.stable
-            } else if let Some(extra) = split.additional.iter().find(|e| is_service(&b, &e.name)) {
-                extra.weight
-            } else {
-                continue;
-            };
-            b["weight"] = json!(weight);
-            kept.push(b);
-        }
-        for extra in &split.additional {
-            if !kept.iter().any(|b| is_service(b, &extra.name)) {
-                let mut b = json!({"name": extra.name, "weight": extra.weight});
-                if let Some(port) = &port {
-                    b["port"] = port.clone();
-                }
-                kept.push(b);
-            }
-        }
-        rule["backendRefs"] = Value::Array(kept);
+        rule["backendRefs"] = Value::Array(split::reweight(refs, svc, split, is_service));
     }
     if touched == 0 {
         return Err(format!(

@@ -109,6 +109,51 @@ impl Split {
     }
 }
 
+/// Reweights a list of weighted Service entries (Gateway API backendRefs, Traefik weighted
+/// services): canary, stable and additional destinations get their share of `split`, any other
+/// entry is dropped (it would take an unaccounted share), and missing additional destinations
+/// are appended on the stable entry's port. `is_service(entry, name)` says whether an entry
+/// points at the Service `name`, in the provider's own terms.
+pub fn reweight(
+    entries: Vec<Value>,
+    svc: &Services,
+    split: &Split,
+    is_service: impl Fn(&Value, &str) -> bool,
+) -> Vec<Value> {
+    let port = entries
+        .iter()
+        .find(|e| is_service(e, &svc.stable))
+        .and_then(|e| e.get("port").cloned());
+    let mut kept = Vec::with_capacity(entries.len() + split.additional.len());
+    for mut entry in entries {
+        let weight = if is_service(&entry, &svc.canary) {
+            split.canary
+        } else if is_service(&entry, &svc.stable) {
+            split.stable
+        } else if let Some(x) = split
+            .additional
+            .iter()
+            .find(|x| is_service(&entry, &x.name))
+        {
+            x.weight
+        } else {
+            continue;
+        };
+        entry["weight"] = serde_json::json!(weight);
+        kept.push(entry);
+    }
+    for x in &split.additional {
+        if !kept.iter().any(|e| is_service(e, &x.name)) {
+            let mut entry = serde_json::json!({"name": x.name, "weight": x.weight});
+            if let Some(port) = &port {
+                entry["port"] = port.clone();
+            }
+            kept.push(entry);
+        }
+    }
+    kept
+}
+
 /// The canary and stable Service names of a Rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Services {

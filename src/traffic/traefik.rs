@@ -8,7 +8,7 @@ use super::{RouteContext, TrafficError, TrafficRouter};
 use crate::crd::{SetHeaderRoute, SetMirrorRoute, TraefikTrafficRouting, TrafficWeights};
 use async_trait::async_trait;
 use kube::api::ApiResource;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const PROVIDER: &str = "traefik";
 
@@ -38,34 +38,7 @@ pub fn set_weights(ts: &Value, svc: &Services, split: &Split) -> Result<Value, S
             ));
         }
     }
-    let port = services
-        .iter()
-        .find(|e| is_service(e, &svc.stable))
-        .and_then(|e| e.get("port").cloned());
-    let mut kept = Vec::new();
-    for mut e in std::mem::take(services) {
-        let weight = if is_service(&e, &svc.canary) {
-            split.canary
-        } else if is_service(&e, &svc.stable) {
-            split.stable
-        } else if let Some(x) = split.additional.iter().find(|x| is_service(&e, &x.name)) {
-            x.weight
-        } else {
-            continue;
-        };
-        e["weight"] = json!(weight);
-        kept.push(e);
-    }
-    for x in &split.additional {
-        if !kept.iter().any(|e| is_service(e, &x.name)) {
-            let mut e = json!({"name": x.name, "weight": x.weight});
-            if let Some(port) = &port {
-                e["port"] = port.clone();
-            }
-            kept.push(e);
-        }
-    }
-    *services = kept;
+    *services = split::reweight(std::mem::take(services), svc, split, is_service);
     Ok(out)
 }
 

@@ -227,24 +227,24 @@ pub fn stable_hash(r: &Rollout) -> Option<String> {
     r.status.as_ref()?.stable_rs.clone()
 }
 
-/// A canary Rollout with Services, as YAML: `steps` is the YAML list of steps.
-pub fn canary_yaml(name: &str, replicas: i32, steps: &str) -> String {
-    format!(
+/// Two Services selecting `app: NAME` and a Rollout of `example/app:1` using `strategy` (the
+/// YAML under `spec.strategy`, indented by four spaces), as one YAML stream.
+fn rollout_with_services(name: &str, services: [&str; 2], replicas: i32, strategy: &str) -> String {
+    let mut out = String::new();
+    for service in services {
+        out.push_str(&format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {service}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+---"#
+        ));
+    }
+    out.push_str(&format!(
         r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}-stable}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}-canary}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
 apiVersion: sluice.dev/v1alpha1
 kind: Rollout
 metadata: {{name: {name}}}
@@ -260,15 +260,19 @@ spec:
         - name: app
           image: example/app:1
   strategy:
-    canary:
-      canaryService: {name}-canary
-      stableService: {name}-stable
-      maxSurge: 1
-      maxUnavailable: 0
-      steps:
-{steps}
+{strategy}
 "#
-    )
+    ));
+    out
+}
+
+/// A canary Rollout with Services, as YAML: `steps` is the YAML list of steps.
+pub fn canary_yaml(name: &str, replicas: i32, steps: &str) -> String {
+    let (canary, stable) = (format!("{name}-canary"), format!("{name}-stable"));
+    let strategy = format!(
+        "    canary:\n      canaryService: {canary}\n      stableService: {stable}\n      maxSurge: 1\n      maxUnavailable: 0\n      steps:\n{steps}"
+    );
+    rollout_with_services(name, [&stable, &canary], replicas, &strategy)
 }
 
 /// Events recorded on objects in `ns`, as (reason, note).
@@ -302,41 +306,9 @@ where
 
 /// A blue/green Rollout with its active and preview Services, as YAML.
 pub fn bluegreen_yaml(name: &str, replicas: i32, strategy_extra: &str) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}-active}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}-preview}}
-spec:
-  selector: {{app: {name}}}
-  ports: [{{port: 80, targetPort: 8080}}]
----
-apiVersion: sluice.dev/v1alpha1
-kind: Rollout
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      containers:
-        - name: app
-          image: example/app:1
-  strategy:
-    blueGreen:
-      activeService: {name}-active
-      previewService: {name}-preview
-{strategy_extra}
-"#
-    )
+    let (active, preview) = (format!("{name}-active"), format!("{name}-preview"));
+    let strategy = format!(
+        "    blueGreen:\n      activeService: {active}\n      previewService: {preview}\n{strategy_extra}"
+    );
+    rollout_with_services(name, [&active, &preview], replicas, &strategy)
 }

@@ -452,56 +452,51 @@ fn missing_stable_replicaset_promotes_the_desired_revision() {
 }
 
 #[test]
-fn one_replica_basic_canary_completes_a_half_weight_step() {
-    // One pod cannot be split in half: the canary gets one pod beside the stable one (keep one
-    // each) and the step must still complete rather than wait forever.
-    let mut w = World::healthy(
-        Rollout::test()
-            .replicas(1)
-            .steps(vec![weight(50), pause_for("10s")])
-            .build(),
-    );
-    w.set_image("nginx:2");
-    w.run();
-    assert_eq!(
-        w.status().current_step_index,
-        Some(1),
-        "{:#?}\n{:#?}",
-        w.status(),
-        w.observed
-    );
-    w.advance(10);
-    w.run();
-    assert_eq!(
-        w.status().stable_rs.as_deref(),
-        Some(hash_of("nginx:2").as_str()),
-        "{:#?}",
-        w.status()
-    );
-    assert_eq!((w.spec_of("nginx:2"), w.spec_of("nginx:1")), (1, 0));
-}
-
-#[test]
-fn basic_canary_at_full_weight_before_a_last_pause_completes_the_step() {
-    // setWeight 100 wants no stable pods, but the stable keeps one until promotion; the step
-    // must complete on that floor.
-    let mut w = World::healthy(
-        Rollout::test()
-            .replicas(3)
-            .steps(vec![weight(100), pause_for("5s")])
-            .build(),
-    );
-    w.set_image("nginx:2");
-    w.run();
-    assert_eq!(w.status().current_step_index, Some(1), "{:#?}", w.status());
-    assert_eq!((w.spec_of("nginx:2"), w.spec_of("nginx:1")), (3, 1));
-    w.advance(5);
-    w.run();
-    assert_eq!(
-        w.status().stable_rs.as_deref(),
-        Some(hash_of("nginx:2").as_str()),
-        "{:#?}",
-        w.status()
-    );
-    assert_eq!((w.spec_of("nginx:2"), w.spec_of("nginx:1")), (3, 0));
+fn basic_canary_step_completes_while_the_serving_stable_is_held_at_one_pod() {
+    // The engine keeps one pod of a ReplicaSet the stable hash still points at, so a step
+    // whose target leaves the stable no pods must complete on that floor instead of waiting
+    // for a zero it never reaches. Cases: (replicas, weight, pause, canary and stable pods at
+    // the pause).
+    let cases = [
+        // One pod cannot be split in half: canary 1 beside the held stable pod.
+        (1, 50, "10s", (1, 1)),
+        // setWeight 100 before a last pause: the stable keeps one pod until promotion.
+        (3, 100, "5s", (3, 1)),
+    ];
+    for (replicas, set_weight, pause, at_pause) in cases {
+        let mut w = World::healthy(
+            Rollout::test()
+                .replicas(replicas)
+                .steps(vec![weight(set_weight), pause_for(pause)])
+                .build(),
+        );
+        w.set_image("nginx:2");
+        w.run();
+        let case = format!("{replicas} replicas at setWeight {set_weight}");
+        assert_eq!(
+            w.status().current_step_index,
+            Some(1),
+            "{case}: {:#?}",
+            w.status()
+        );
+        assert_eq!(
+            (w.spec_of("nginx:2"), w.spec_of("nginx:1")),
+            at_pause,
+            "{case}"
+        );
+        let secs: i64 = pause.trim_end_matches('s').parse().unwrap();
+        w.advance(secs);
+        w.run();
+        assert_eq!(
+            w.status().stable_rs.as_deref(),
+            Some(hash_of("nginx:2").as_str()),
+            "{case}: {:#?}",
+            w.status()
+        );
+        assert_eq!(
+            (w.spec_of("nginx:2"), w.spec_of("nginx:1")),
+            (replicas, 0),
+            "{case}"
+        );
+    }
 }

@@ -59,7 +59,8 @@ pub fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 
 fn cell(v: Option<&Value>, type_: &str) -> Value {
     match v {
-        None | Some(Value::Null) if type_ == "integer" => json!(0),
+        // A real API server leaves a missing value null whatever the column type, and kubectl
+        // prints `<none>` for it.
         None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) if type_ == "date" => json!(human_age(Some(s))),
         Some(Value::String(s)) => json!(s),

@@ -414,10 +414,21 @@ async fn example_plugin_rollout_walks_its_steps_and_aborts() {
 
     let ns = "e2e-plugin";
     let h = Harness::start().await;
-    let controller = h.controller();
+    // The controller's registry says where the plugin lives; the Rollout names it only.
+    let settings = sluice::controller::Settings {
+        traffic_plugins: sluice::traffic::PluginRegistry::parse(&[format!(
+            "example/gateway={address}"
+        )])
+        .unwrap(),
+        ..Default::default()
+    };
+    let controller = h.controller_with(sluice::controller::embedded::EmbeddedOptions {
+        settings,
+        ..Default::default()
+    });
     h.namespace(ns).await;
     let routing = format!(
-        "        plugins:\n          example/gateway:\n            address: {address}\n            config:\n              route: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: web}}, spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: web-stable, port: 80, weight: 100}}, {{name: web-canary, port: 80, weight: 0}}]}}]}}}}\n"
+        "        plugins:\n          example/gateway:\n            config:\n              route: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: web}}, spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: web-stable, port: 80, weight: 100}}, {{name: web-canary, port: 80, weight: 0}}]}}]}}}}\n"
     );
     h.apply_yaml(ns, &rollout_yaml(&routing)).await;
     h.wait_rollout(ns, "web", "first revision healthy", |r| {

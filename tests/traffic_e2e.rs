@@ -72,104 +72,166 @@ fn nginx(v: &Value) -> Option<(i64, i64)> {
 }
 
 fn rollout_yaml(routing: &str) -> String {
-    let steps = "        - setWeight: 20\n        - pause: {}\n        - setWeight: 50\n        - pause: {}\n";
-    canary_yaml("web", 2, steps).replace(
+    canary_yaml("web", 2, WEIGHT_STEPS).replace(
         "      steps:\n",
         &format!("      trafficRouting:\n{routing}      steps:\n"),
     )
 }
 
-async fn read(
-    h: &Harness,
-    ns: &str,
-    resource: &str,
-    name: &str,
-    reader: Reader,
-) -> Option<(i64, i64)> {
-    let v = kubectl_json(
-        h.playground.kubeconfig_path(),
-        &["get", resource, name, "-n", ns, "--ignore-not-found"],
-    )
-    .await;
-    reader(&v)
+/// A Rollout on the playground with the embedded controller, driven step by step.
+struct Walk {
+    h: Harness,
+    controller: sluice::controller::embedded::Embedded,
+    ns: &'static str,
+    /// The first revision's pod-template hash (stable throughout).
+    v1: String,
 }
 
-async fn expect_weights(
-    h: &Harness,
-    ns: &str,
-    resource: &str,
-    name: &str,
-    reader: Reader,
-    want: (i64, i64),
-    when: &str,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = read(h, ns, resource, name, reader).await;
-        if got == Some(want) {
-            return;
+impl Walk {
+    /// Installs the routing CRDs, creates `objects` and the Rollout (`routing` is the
+    /// trafficRouting block, `steps` the steps, both indented YAML) and waits until the first
+    /// revision is healthy.
+    async fn start(ns: &'static str, objects: Vec<Value>, routing: &str, steps: &str) -> Self {
+        let h = Harness::start().await;
+        install_routing_crds(&h.client).await;
+        let controller = h.controller();
+        h.namespace(ns).await;
+        for mut o in objects {
+            o["metadata"]["namespace"] = json!(ns);
+            create_object(&h.client, o).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{when}: {resource}/{name} has (canary, stable) {got:?}, want {want:?}; rollout status: {:#?}",
-            h.rollout(ns, "web").await.status
+        let yaml = canary_yaml("web", 2, steps).replace(
+            "      steps:\n",
+            &format!("      trafficRouting:\n{routing}      steps:\n"),
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.apply_yaml(ns, &yaml).await;
+        let r = h
+            .wait_rollout(ns, "web", "first revision healthy", |r| {
+                phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
+            })
+            .await;
+        let v1 = stable_hash(&r).unwrap();
+        Self {
+            h,
+            controller,
+            ns,
+            v1,
+        }
+    }
+
+    /// Starts the second revision.
+    async fn update(&self) {
+        self.h.set_image(self.ns, "web", "example/app:2").await;
+    }
+
+    /// Waits for the pause at step `index` (not aborted); returns the Rollout.
+    async fn paused_at(&self, index: i32) -> sluice::crd::Rollout {
+        self.h
+            .wait_rollout(self.ns, "web", &format!("pause at step {index}"), |r| {
+                paused_on_step(r) && step(r) == Some(index) && !r.status.as_ref().unwrap().abort
+            })
+            .await
+    }
+
+    async fn resume(&self) {
+        self.h
+            .patch_status(self.ns, "web", json!({"pauseConditions": null}))
+            .await;
+    }
+
+    /// Aborts and waits for `Degraded` with the first revision still stable.
+    async fn abort(&self) {
+        self.h
+            .patch_status(self.ns, "web", json!({"abort": true}))
+            .await;
+        let r = self
+            .h
+            .wait_rollout(self.ns, "web", "aborted", |r| {
+                phase(r) == Some(RolloutPhase::Degraded)
+            })
+            .await;
+        assert_eq!(stable_hash(&r).as_deref(), Some(self.v1.as_str()));
+    }
+
+    /// The object read back with `kubectl get -o json` (`null` when absent).
+    async fn get(&self, resource: &str, name: &str) -> Value {
+        kubectl_json(
+            self.h.playground.kubeconfig_path(),
+            &["get", resource, name, "-n", self.ns, "--ignore-not-found"],
+        )
+        .await
+    }
+
+    /// Waits (bounded) until `reader` finds `want` in the object read back with kubectl.
+    async fn expect(
+        &self,
+        resource: &str,
+        name: &str,
+        reader: Reader,
+        want: (i64, i64),
+        when: &str,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let object = self.get(resource, name).await;
+            if reader(&object) == Some(want) {
+                return object;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{when}: {resource}/{name} has (canary, stable) {:?}, want {want:?}: {object:#}; rollout status: {:#?}",
+                reader(&object),
+                self.h.rollout(self.ns, "web").await.status
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.controller.stop().await;
     }
 }
 
-/// Deploys, updates, walks the steps and aborts, checking the routing object at each point.
+const WEIGHT_STEPS: &str =
+    "        - setWeight: 20\n        - pause: {}\n        - setWeight: 50\n        - pause: {}\n";
+
+/// Deploys, updates, walks the steps and aborts, checking the routing object at each point;
+/// returns the object as read back after the abort.
 async fn walk(
-    ns: &str,
+    ns: &'static str,
     objects: Vec<Value>,
     routing: &str,
     resource: &str,
     name: &str,
     reader: Reader,
-) {
-    let h = Harness::start().await;
-    install_routing_crds(&h.client).await;
-    let controller = h.controller();
-    h.namespace(ns).await;
-    for mut o in objects {
-        o["metadata"]["namespace"] = json!(ns);
-        create_object(&h.client, o).await;
+) -> Value {
+    let w = Walk::start(ns, objects, routing, WEIGHT_STEPS).await;
+    if let Some(got) = reader(&w.get(resource, name).await) {
+        assert_eq!(got, (0, 100), "first deploy: all traffic on stable");
     }
-    h.apply_yaml(ns, &rollout_yaml(routing)).await;
-    let r = h
-        .wait_rollout(ns, "web", "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
+    w.update().await;
+    w.paused_at(1).await;
+    w.expect(resource, name, reader, (20, 80), "at step 1")
         .await;
-    let v1 = stable_hash(&r).unwrap();
-    if let Some(w) = read(&h, ns, resource, name, reader).await {
-        assert_eq!(w, (0, 100), "first deploy: all traffic on stable");
-    }
-
-    h.set_image(ns, "web", "example/app:2").await;
-    h.wait_rollout(ns, "web", "pause after setWeight 20", |r| {
-        paused_on_step(r) && step(r) == Some(1)
-    })
-    .await;
-    expect_weights(&h, ns, resource, name, reader, (20, 80), "at step 1").await;
-
-    h.patch_status(ns, "web", json!({"pauseConditions": null}))
+    w.resume().await;
+    w.paused_at(3).await;
+    w.expect(resource, name, reader, (50, 50), "at step 3")
         .await;
-    h.wait_rollout(ns, "web", "pause after setWeight 50", |r| {
-        paused_on_step(r) && step(r) == Some(3)
-    })
-    .await;
-    expect_weights(&h, ns, resource, name, reader, (50, 50), "at step 3").await;
-
-    h.patch_status(ns, "web", json!({"abort": true})).await;
-    let r = h
-        .wait_rollout(ns, "web", "aborted", |r| {
-            phase(r) == Some(RolloutPhase::Degraded)
-        })
+    w.abort().await;
+    let object = w
+        .expect(resource, name, reader, (0, 100), "after abort")
         .await;
-    assert_eq!(stable_hash(&r).as_deref(), Some(v1.as_str()));
-    expect_weights(&h, ns, resource, name, reader, (0, 100), "after abort").await;
-    controller.stop().await;
+    w.stop().await;
+    object
+}
+
+/// Validates an object read back against the upstream CRD schema of its own version.
+fn assert_upstream(file: &str, object: &Value) {
+    let version = object["apiVersion"]
+        .as_str()
+        .and_then(|v| v.rsplit('/').next())
+        .unwrap();
+    traffic_common::assert_valid(file, version, object);
 }
 
 #[tokio::test]
@@ -465,4 +527,241 @@ async fn example_plugin_rollout_walks_its_steps_and_aborts() {
     let route = plugin_route(&address, ns).await.unwrap();
     traffic_common::assert_valid("gateway-api-httproute.yaml", "v1", &route);
     controller.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_route_rollout_walks_its_steps_and_aborts() {
+    let route = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+        "metadata": {"name": "web"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [
+            {"name": "web-stable", "port": 80, "weight": 100}, {"name": "web-canary", "port": 80, "weight": 0}]}]},
+    });
+    let after = walk(
+        "e2e-grpc",
+        vec![route],
+        "        gatewayAPI: {grpcRoute: web}\n",
+        "grpcroutes",
+        "web",
+        gateway,
+    )
+    .await;
+    assert_upstream("gateway-api-grpcroute.yaml", &after);
+}
+
+/// The weights of the TLS and TCP routes, which must agree.
+fn istio_tls_tcp(v: &Value) -> Option<(i64, i64)> {
+    let read = |route: &Value| {
+        Some((
+            weight_of(route, "/destination/host", "web-canary")?,
+            weight_of(route, "/destination/host", "web-stable")?,
+        ))
+    };
+    let tls = read(&v["spec"]["tls"][0]["route"])?;
+    let tcp = read(&v["spec"]["tcp"][0]["route"])?;
+    (tls == tcp).then_some(tls)
+}
+
+#[tokio::test]
+async fn istio_tls_and_tcp_routes_walk_their_steps_and_abort() {
+    let route = json!([
+        {"destination": {"host": "web-stable", "port": {"number": 443}}, "weight": 100},
+        {"destination": {"host": "web-canary", "port": {"number": 443}}, "weight": 0}]);
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "web"},
+        "spec": {"hosts": ["web.example.com"],
+            "tls": [{"match": [{"port": 443, "sniHosts": ["web.example.com"]}], "route": route}],
+            "tcp": [{"match": [{"port": 5432}], "route": route}]},
+    });
+    let after = walk(
+        "e2e-istio-tls-tcp",
+        vec![vs],
+        "        istio: {virtualService: {name: web, tlsRoutes: [{port: 443, sniHosts: [web.example.com]}], tcpRoutes: [{port: 5432}]}}\n",
+        "virtualservices",
+        "web",
+        istio_tls_tcp,
+    )
+    .await;
+    assert_upstream("istio-virtualservice.yaml", &after);
+    assert_eq!(
+        after["spec"]["tls"][0]["match"],
+        json!([{"port": 443, "sniHosts": ["web.example.com"]}]),
+        "the user's matches stay as written: {after:#}"
+    );
+}
+
+fn istio_subsets(v: &Value) -> Option<(i64, i64)> {
+    let route = &v["spec"]["http"][0]["route"];
+    Some((
+        weight_of(route, "/destination/subset", "canary")?,
+        weight_of(route, "/destination/subset", "stable")?,
+    ))
+}
+
+/// The pod-template hash label of a DestinationRule subset.
+fn subset_hash(dr: &Value, subset: &str) -> Option<String> {
+    dr["spec"]["subsets"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == json!(subset))?["labels"]["rollouts-pod-template-hash"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn istio_subset_split_walks_its_steps_and_aborts_with_hash_labelled_subsets() {
+    let dr = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+        "metadata": {"name": "web"},
+        "spec": {"host": "web-stable", "subsets": [
+            {"name": "canary", "labels": {"app": "web"}}, {"name": "stable", "labels": {"app": "web"}}]},
+    });
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "web"},
+        "spec": {"hosts": ["web"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "web-stable", "subset": "stable"}, "weight": 100},
+            {"destination": {"host": "web-stable", "subset": "canary"}, "weight": 0}]}]},
+    });
+    let routing = "        istio:\n          virtualService: {name: web, routes: [primary]}\n          destinationRule: {name: web, canarySubsetName: canary, stableSubsetName: stable}\n";
+    let w = Walk::start("e2e-istio-subset", vec![dr, vs], routing, WEIGHT_STEPS).await;
+    w.update().await;
+    let r = w.paused_at(1).await;
+    let v2 = current_hash(&r).unwrap();
+    assert_ne!(v2, w.v1);
+    w.expect(
+        "virtualservices",
+        "web",
+        istio_subsets,
+        (20, 80),
+        "at step 1",
+    )
+    .await;
+    let dr = w.get("destinationrules", "web").await;
+    assert_eq!(subset_hash(&dr, "canary"), Some(v2.clone()), "{dr:#}");
+    assert_eq!(subset_hash(&dr, "stable"), Some(w.v1.clone()), "{dr:#}");
+    assert_eq!(
+        dr["spec"]["subsets"][0]["labels"]["app"],
+        json!("web"),
+        "the user's labels stay: {dr:#}"
+    );
+    assert_upstream("istio-destinationrule.yaml", &dr);
+
+    w.resume().await;
+    w.paused_at(3).await;
+    w.expect(
+        "virtualservices",
+        "web",
+        istio_subsets,
+        (50, 50),
+        "at step 3",
+    )
+    .await;
+    w.abort().await;
+    let vs = w
+        .expect(
+            "virtualservices",
+            "web",
+            istio_subsets,
+            (0, 100),
+            "after abort",
+        )
+        .await;
+    assert_upstream("istio-virtualservice.yaml", &vs);
+    let dr = w.get("destinationrules", "web").await;
+    assert_eq!(subset_hash(&dr, "stable"), Some(w.v1.clone()), "{dr:#}");
+    w.stop().await;
+}
+
+fn http_route_names(vs: &Value) -> Vec<String> {
+    vs["spec"]["http"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["name"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn istio_header_and_mirror_steps_come_before_user_routes_and_go_on_abort() {
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "web"},
+        "spec": {"hosts": ["web"], "http": [{"name": "primary", "route": [
+            {"destination": {"host": "web-stable"}, "weight": 100}, {"destination": {"host": "web-canary"}, "weight": 0}]}]},
+    });
+    let routing = "        managedRoutes: [{name: canary-header}, {name: canary-mirror}]\n        istio: {virtualService: {name: web, routes: [primary]}}\n";
+    let steps = "        - setHeaderRoute:\n            name: canary-header\n            match:\n            - headerName: x-canary\n              headerValue: {exact: \"yes\"}\n        - setWeight: 20\n        - setMirrorRoute:\n            name: canary-mirror\n            percentage: 30\n            match:\n            - path: {prefix: /api}\n        - pause: {}\n";
+    let w = Walk::start("e2e-istio-routes", vec![vs], routing, steps).await;
+    assert_eq!(
+        http_route_names(&w.get("virtualservices", "web").await),
+        ["primary"],
+        "no managed routes on the first deploy"
+    );
+    w.update().await;
+    w.paused_at(3).await;
+    let vs = w
+        .expect(
+            "virtualservices",
+            "web",
+            istio_primary,
+            (20, 80),
+            "at the pause",
+        )
+        .await;
+    assert_eq!(
+        http_route_names(&vs),
+        ["canary-header", "canary-mirror", "primary"],
+        "managed routes first, in managedRoutes order: {vs:#}"
+    );
+    let header = &vs["spec"]["http"][0];
+    assert_eq!(
+        header["match"][0]["headers"]["x-canary"],
+        json!({"exact": "yes"}),
+        "{vs:#}"
+    );
+    assert_eq!(
+        header["route"],
+        json!([{"destination": {"host": "web-canary"}, "weight": 100}])
+    );
+    let mirror = &vs["spec"]["http"][1];
+    assert_eq!(
+        mirror["match"][0]["uri"],
+        json!({"prefix": "/api"}),
+        "{vs:#}"
+    );
+    assert_eq!(mirror["mirror"]["host"], json!("web-canary"), "{vs:#}");
+    assert_eq!(mirror["mirrorPercentage"]["value"].as_f64(), Some(30.0));
+    assert_upstream("istio-virtualservice.yaml", &vs);
+
+    w.abort().await;
+    let vs = w
+        .expect(
+            "virtualservices",
+            "web",
+            istio_clean,
+            (0, 100),
+            "after abort",
+        )
+        .await;
+    assert_upstream("istio-virtualservice.yaml", &vs);
+    w.stop().await;
+}
+
+/// The weights of the user's route named `primary`.
+fn istio_primary(v: &Value) -> Option<(i64, i64)> {
+    let route = &v["spec"]["http"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == json!("primary"))?["route"];
+    Some((
+        weight_of(route, "/destination/host", "web-canary")?,
+        weight_of(route, "/destination/host", "web-stable")?,
+    ))
+}
+
+/// As `istio_primary`, once every managed route is gone.
+fn istio_clean(v: &Value) -> Option<(i64, i64)> {
+    (http_route_names(v) == ["primary"]).then(|| istio_primary(v))?
 }

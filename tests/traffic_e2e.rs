@@ -298,6 +298,14 @@ async fn example_plugin_rollout_walks_its_steps_and_aborts() {
     })
     .await;
     expect_plugin_weights(&h, &address, ns, (20, 80), "at step 1").await;
+    h.wait_rollout(ns, "web", "the plugin verifies the weights", |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.canary.as_ref())
+            .and_then(|c| c.weights.as_ref())
+            .is_some_and(|w| w.verified == Some(true))
+    })
+    .await;
     h.patch_status(ns, "web", json!({"pauseConditions": null}))
         .await;
     h.wait_rollout(ns, "web", "pause after setWeight 50", |r| {
@@ -425,6 +433,7 @@ async fn istio_subset_split_walks_its_steps_and_aborts_with_hash_labelled_subset
         "at step 1",
     )
     .await;
+    w.verified(Some(true), "at step 1").await;
     let dr = w.get("destinationrules", "web").await;
     assert_eq!(subset_hash(&dr, "canary"), Some(v2.clone()), "{dr:#}");
     assert_eq!(subset_hash(&dr, "stable"), Some(w.v1.clone()), "{dr:#}");

@@ -191,6 +191,21 @@ impl Walk {
         }
     }
 
+    /// Waits until `status.canary.weights.verified` is `want`: `Some(true)` once the routing
+    /// object's status shows the data plane took the weights up, `None` for providers that
+    /// cannot tell.
+    pub async fn verified(&self, want: Option<bool>, when: &str) {
+        self.h
+            .wait_rollout(self.ns, "web", &format!("{when}: verified {want:?}"), |r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.canary.as_ref())
+                    .and_then(|c| c.weights.as_ref())
+                    .is_some_and(|w| w.verified == want)
+            })
+            .await;
+    }
+
     pub async fn stop(self) {
         self.controller.stop().await;
     }
@@ -217,6 +232,7 @@ pub async fn walk(
     w.paused_at(1).await;
     w.expect(resource, name, reader, (20, 80), "at step 1")
         .await;
+    w.verified(verifies(resource), "at step 1").await;
     w.resume().await;
     w.paused_at(3).await;
     w.expect(resource, name, reader, (50, 50), "at step 3")
@@ -227,6 +243,13 @@ pub async fn walk(
         .await;
     w.stop().await;
     object
+}
+
+/// What weight verification says for a provider's routing object: Gateway API routes and
+/// Istio VirtualServices report acceptance in their status (the playground simulates it);
+/// SMI, NGINX and Traefik objects cannot tell.
+pub fn verifies(resource: &str) -> Option<bool> {
+    matches!(resource, "httproutes" | "grpcroutes" | "virtualservices").then_some(true)
 }
 
 /// Validates an object read back against the upstream CRD schema of its own version.

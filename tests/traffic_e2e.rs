@@ -653,3 +653,55 @@ async fn every_traffic_example_works_under_the_controller() {
     );
     controller.stop().await;
 }
+
+/// The canary Ingress's weight, once its header annotations are `want` (`None`: absent).
+fn nginx_with_header(v: &Value, want: Option<(&str, &str)>) -> Option<(i64, i64)> {
+    let a = &v["metadata"]["annotations"];
+    let got = a["nginx.ingress.kubernetes.io/canary-by-header"]
+        .as_str()
+        .zip(a["nginx.ingress.kubernetes.io/canary-by-header-value"].as_str());
+    (got == want).then(|| nginx(v))?
+}
+
+#[tokio::test]
+async fn nginx_header_step_sets_canary_by_header_and_abort_removes_it() {
+    let ingress = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web"},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "web.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web-stable", "port": {"number": 80}}}}]}}]},
+    });
+    let routing =
+        "        managedRoutes: [{name: canary-header}]\n        nginx: {stableIngress: web}\n";
+    let steps = "        - setHeaderRoute:\n            name: canary-header\n            match:\n            - headerName: x-canary\n              headerValue: {exact: \"yes\"}\n        - setWeight: 20\n        - pause: {}\n";
+    let w = Walk::start("e2e-nginx-header", vec![ingress], routing, steps).await;
+    w.update().await;
+    w.paused_at(2).await;
+    let with_header: Reader = |v| nginx_with_header(v, Some(("x-canary", "yes")));
+    w.expect(
+        "ingresses",
+        "web-web-canary",
+        with_header,
+        (20, 80),
+        "at the pause",
+    )
+    .await;
+    w.abort().await;
+    let without: Reader = |v| nginx_with_header(v, None);
+    let after = w
+        .expect(
+            "ingresses",
+            "web-web-canary",
+            without,
+            (0, 100),
+            "after abort",
+        )
+        .await;
+    traffic_common::assert_valid_ingress(&after);
+    let stable = w.get("ingresses", "web").await;
+    assert!(
+        !stable.to_string().contains("canary"),
+        "the stable Ingress is never touched: {stable:#}"
+    );
+    w.stop().await;
+}

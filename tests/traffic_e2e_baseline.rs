@@ -282,3 +282,66 @@ async fn traefik_baseline_walks_its_steps_and_abort_removes_it() {
     )
     .await;
 }
+
+fn grpc3(v: &Value) -> Option<(i64, i64, i64)> {
+    gateway3(v)
+}
+
+#[tokio::test]
+async fn grpc_route_baseline_walks_its_steps_and_abort_removes_it() {
+    let route = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+        "metadata": {"name": "web"},
+        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": two_backends(
+            json!({"name": "web-stable", "port": 80, "weight": 100}),
+            json!({"name": "web-canary", "port": 80, "weight": 0}))}]},
+    });
+    walk3(
+        "e2e-baseline-grpc",
+        vec![route],
+        "        gatewayAPI: {grpcRoute: web}\n",
+        "grpcroutes",
+        grpc3,
+        "gateway-api-grpcroute.yaml",
+    )
+    .await;
+}
+
+/// The TLS and TCP routes' weights, which must agree.
+fn istio_tls_tcp3(v: &Value) -> Option<(i64, i64, i64)> {
+    let read = |route: &Value| {
+        by(
+            route,
+            "/destination/host",
+            "web-canary",
+            "web-baseline",
+            "web-stable",
+        )
+    };
+    let tls = read(&v["spec"]["tls"][0]["route"])?;
+    (read(&v["spec"]["tcp"][0]["route"])? == tls).then_some(tls)
+}
+
+#[tokio::test]
+async fn istio_tls_and_tcp_baseline_walks_its_steps_and_abort_removes_it() {
+    let route = two_backends(
+        json!({"destination": {"host": "web-stable", "port": {"number": 443}}, "weight": 100}),
+        json!({"destination": {"host": "web-canary", "port": {"number": 443}}, "weight": 0}),
+    );
+    let vs = json!({
+        "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+        "metadata": {"name": "web"},
+        "spec": {"hosts": ["web.example.com"],
+            "tls": [{"match": [{"port": 443, "sniHosts": ["web.example.com"]}], "route": route}],
+            "tcp": [{"match": [{"port": 5432}], "route": route}]},
+    });
+    walk3(
+        "e2e-baseline-istio-tls-tcp",
+        vec![vs],
+        "        istio: {virtualService: {name: web, tlsRoutes: [{port: 443, sniHosts: [web.example.com]}], tcpRoutes: [{port: 5432}]}}\n",
+        "virtualservices",
+        istio_tls_tcp3,
+        "istio-virtualservice.yaml",
+    )
+    .await;
+}

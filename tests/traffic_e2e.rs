@@ -276,10 +276,8 @@ async fn example_plugin_rollout_walks_its_steps_and_aborts() {
         ..Default::default()
     });
     h.namespace(ns).await;
-    let routing = format!(
-        "        plugins:\n          example/gateway:\n            config:\n              route: {{apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {{name: web}}, spec: {{parentRefs: [{{name: gw}}], rules: [{{backendRefs: [{{name: web-stable, port: 80, weight: 100}}, {{name: web-canary, port: 80, weight: 0}}]}}]}}}}\n"
-    );
-    h.apply_yaml(ns, &rollout_yaml(&routing)).await;
+    let routing = "        plugins:\n          example/gateway:\n            config:\n              route: {apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: web}, spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: web-stable, port: 80, weight: 100}, {name: web-canary, port: 80, weight: 0}]}]}}\n";
+    h.apply_yaml(ns, &rollout_yaml(routing)).await;
     h.wait_rollout(ns, "web", "first revision healthy", |r| {
         phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
     })

@@ -1,7 +1,10 @@
 //! End to end: the real controller (embedded) walks a Rollout through its steps and an abort
-//! on the playground, once per provider, and the routing object is read back with `kubectl`
-//! after every step: 0 % on the first deploy, 20 % and 50 % at the pauses, and all traffic on
-//! stable after the abort.
+//! on the playground, once per provider and routing shape (HTTPRoute, GRPCRoute, Istio HTTP,
+//! TLS and TCP routes, Istio subset split, SMI, NGINX, Traefik, the example plugin), and the
+//! routing object is read back with `kubectl` after every step: 0 % on the first deploy, 20 %
+//! (verified where the provider can tell) and 50 % at the pauses, and all traffic on stable
+//! after the abort. Header and mirror steps on Gateway API, Istio and NGINX; every example in
+//! `examples/traffic/` run under the controller. Baselines are in `traffic_e2e_baseline.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

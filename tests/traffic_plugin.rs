@@ -410,3 +410,31 @@ async fn rollouts_name_registered_plugins_only_and_never_choose_an_address() {
         "no request ever reaches the named address"
     );
 }
+
+/// `--traffic-plugin NAME=URL` is repeatable and takes comma-separated lists (the form
+/// `SLUICE_TRAFFIC_PLUGINS` uses); a malformed entry is refused when the flags are parsed.
+#[test]
+fn the_controller_flag_registers_plugins_by_name() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: sluice::controller::cli::ControllerArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "sluice",
+        "--traffic-plugin",
+        "acme/router=http://acme.sluice-system.svc:8181",
+        "--traffic-plugin",
+        "example/gateway=http://gw:8181,other=https://other:443/",
+    ])
+    .unwrap();
+    let registry = PluginRegistry::new(cli.args.traffic_plugins).unwrap();
+    assert_eq!(registry.to_string(), "acme/router, example/gateway, other");
+    assert_eq!(registry.address("other"), Some("https://other:443"));
+    let err = Cli::try_parse_from(["sluice", "--traffic-plugin", "acme"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("NAME=URL"), "{err}");
+}

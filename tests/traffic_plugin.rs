@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers and fixtures panic on bad input by design.
 
+mod controller_support;
 mod traffic_common;
 
 #[allow(dead_code)] // `main` is the example's entry point, unused here.
@@ -437,4 +438,56 @@ fn the_controller_flag_registers_plugins_by_name() {
         .unwrap()
         .to_string();
     assert!(err.contains("NAME=URL"), "{err}");
+}
+
+/// Under the controller: a Rollout naming an unregistered plugin gets a Warning Event of
+/// reason `InvalidSpec` naming the plugin and the registered ones, and deleting it still
+/// completes (the finalizer skips the plugin rather than wait for a router it cannot build).
+#[tokio::test]
+async fn an_unregistered_plugin_is_an_invalid_spec_event_and_deletion_still_completes() {
+    use controller_support::*;
+    let ns = "unregistered-plugin";
+    let h = Harness::start().await;
+    let settings = sluice::controller::Settings {
+        traffic_plugins: PluginRegistry::parse(&["example/gateway=http://127.0.0.1:9"]).unwrap(),
+        ..Default::default()
+    };
+    let controller = h.controller_with(sluice::controller::embedded::EmbeddedOptions {
+        settings,
+        ..Default::default()
+    });
+    h.namespace(ns).await;
+    // The finalizer is there from the start, as when the plugin was registered once and the
+    // controller has since been restarted without it.
+    let yaml = canary_yaml("web", 1, "        - setWeight: 20\n        - pause: {}\n")
+        .replace(
+            "      steps:\n",
+            "      trafficRouting:\n        plugins:\n          acme/router: {}\n      steps:\n",
+        )
+        .replace(
+            "metadata: {name: web}\nspec:",
+            &format!(
+                "metadata: {{name: web, finalizers: [{}]}}\nspec:",
+                sluice::controller::cleanup::FINALIZER
+            ),
+        );
+    assert!(yaml.contains("finalizers"), "{yaml}");
+    h.apply_yaml(ns, &yaml).await;
+    eventually("an InvalidSpec Event naming the plugin", || async {
+        events(&h, ns).await.iter().any(|(reason, note)| {
+            reason == "InvalidSpec"
+                && note.contains("plugin acme/router is not registered")
+                && note.contains("registered: example/gateway")
+        })
+    })
+    .await;
+    h.rollouts(ns)
+        .delete("web", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Rollout is deleted", || async {
+        h.rollouts(ns).get_opt("web").await.unwrap().is_none()
+    })
+    .await;
+    controller.stop().await;
 }

@@ -438,6 +438,20 @@ fn the_controller_flag_registers_plugins_by_name() {
         .unwrap()
         .to_string();
     assert!(err.contains("NAME=URL"), "{err}");
+
+    // The environment variable is split on commas too: two entries for one name are refused
+    // at start-up, before any connection is attempted.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["controller", "--kubeconfig", "/nonexistent"])
+        .env("SLUICE_TRAFFIC_PLUGINS", "a=http://x:1,a=http://y:1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("traffic plugin a is registered twice"),
+        "{stderr}"
+    );
 }
 
 /// Under the controller: a Rollout naming an unregistered plugin gets a Warning Event of

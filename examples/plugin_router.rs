@@ -4,7 +4,8 @@
 //! transformations as the built-in Gateway API router; `GET /v1/routes/{namespace}/{rollout}`
 //! shows the result. A real plugin would write to its mesh or load balancer instead.
 //!
-//! Run: `cargo run --example plugin_router -- 127.0.0.1:8181`
+//! Run: `cargo run --example plugin_router -- 127.0.0.1:8181`, and register it with the
+//! controller: `sluice controller --traffic-plugin example/gateway=http://127.0.0.1:8181`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

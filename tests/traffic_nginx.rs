@@ -304,7 +304,13 @@ fn foreign_canary_ingress_and_missing_stable_backend_are_refused() {
 #[tokio::test]
 async fn baseline_and_mirror_are_clear_errors() {
     let r = rollout("managedRoutes: [{name: m}]\nnginx: {stableIngress: shop}");
-    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    let routers = routers_for(
+        &r,
+        offline_client(),
+        reqwest::Client::new(),
+        &Default::default(),
+    )
+    .unwrap();
     let c = ctx(r);
     let err = routers[0]
         .set_weight(&c, &weights(20, &[("shop-baseline", 20)]))

@@ -166,7 +166,13 @@ async fn create_rollout(pg: &PlaygroundHandle, routing: &str) -> RouteContext {
 }
 
 fn routers(pg: &PlaygroundHandle, ctx: &RouteContext) -> Vec<Box<dyn TrafficRouter>> {
-    routers_for(&ctx.rollout, pg.client(), reqwest::Client::new()).unwrap()
+    routers_for(
+        &ctx.rollout,
+        pg.client(),
+        reqwest::Client::new(),
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 fn managers(object: &Value) -> Vec<String> {

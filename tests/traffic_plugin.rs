@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers and fixtures panic on bad input by design.
 
+mod controller_support;
 mod traffic_common;
 
 #[allow(dead_code)] // `main` is the example's entry point, unused here.
@@ -17,7 +18,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::{Value, json};
 use sluice::crd::{HeaderRoutingMatch, RouteMatch, SetHeaderRoute, SetMirrorRoute, StringMatch};
-use sluice::traffic::{TrafficError, routers_for};
+use sluice::traffic::{PluginRegistry, TrafficError, TrafficRouter, routers_for};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,12 +49,26 @@ spec:
     )
 }
 
-fn plugin_rollout(address: &str, extra: &str) -> sluice::crd::Rollout {
+/// The controller's registry with the example plugin served at `address`.
+fn registry(address: &str) -> PluginRegistry {
+    PluginRegistry::parse(&[format!("example/gateway={address}")]).unwrap()
+}
+
+/// The routers of `r` with the example plugin registered at `address`.
+fn plugin_routers(r: &sluice::crd::Rollout, address: &str) -> Vec<Box<dyn TrafficRouter>> {
+    routers_for(
+        r,
+        offline_client(),
+        reqwest::Client::new(),
+        &registry(address),
+    )
+    .unwrap()
+}
+
+fn plugin_rollout() -> sluice::crd::Rollout {
     let routing = json!({
         "managedRoutes": [{"name": "canary-header"}, {"name": "canary-mirror"}],
-        "plugins": {"example/gateway": serde_json::from_str::<Value>(&format!(
-            r#"{{"address": "{address}", "timeoutSeconds": 1, "retries": 2 {extra}}}"#
-        )).unwrap()},
+        "plugins": {"example/gateway": {"timeoutSeconds": 1, "retries": 2}},
     });
     let mut r = rollout(&serde_json::to_string(&routing).unwrap());
     if let Some(plugins) = r
@@ -104,8 +119,8 @@ fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
 async fn example_plugin_passes_the_router_checks() {
     const HTTP: &str = "gateway-api-httproute.yaml";
     let address = serve(plugin_router::app()).await;
-    let r = plugin_rollout(&address, "");
-    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    let r = plugin_rollout();
+    let routers = plugin_routers(&r, &address);
     assert_eq!(routers.len(), 1);
     assert_eq!(routers[0].name(), "example/gateway");
     let router = &routers[0];
@@ -211,8 +226,8 @@ async fn every_call_carries_the_rollout_config_hashes_and_arguments() {
         )
     };
     let address = serve(app).await;
-    let r = plugin_rollout(&address, "");
-    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    let r = plugin_rollout();
+    let routers = plugin_routers(&r, &address);
     let c = ctx(r);
     routers[0].set_weight(&c, &weights(20, &[])).await.unwrap();
     assert_eq!(
@@ -279,8 +294,8 @@ async fn transient_failures_are_retried_and_client_errors_are_not() {
             )
     };
     let address = serve(app).await;
-    let r = plugin_rollout(&address, "");
-    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    let r = plugin_rollout();
+    let routers = plugin_routers(&r, &address);
     let c = ctx(r);
     routers[0].set_weight(&c, &weights(20, &[])).await.unwrap();
     assert_eq!(
@@ -316,8 +331,8 @@ async fn transient_failures_are_retried_and_client_errors_are_not() {
         started.elapsed()
     );
 
-    let gone = plugin_rollout("http://127.0.0.1:9", "");
-    let routers = routers_for(&gone, offline_client(), reqwest::Client::new()).unwrap();
+    let gone = plugin_rollout();
+    let routers = plugin_routers(&gone, "http://127.0.0.1:9");
     let err = routers[0]
         .set_weight(&ctx(gone), &weights(20, &[]))
         .await
@@ -327,17 +342,166 @@ async fn transient_failures_are_retried_and_client_errors_are_not() {
 
 #[tokio::test]
 async fn malformed_plugin_configuration_is_a_plugin_error() {
-    let no_address = rollout(r#"plugins: {"acme/router": {timeoutSeconds: 3}}"#);
-    let err = routers_for(&no_address, offline_client(), reqwest::Client::new())
-        .err()
-        .unwrap();
+    let build = |r: &sluice::crd::Rollout| {
+        routers_for(
+            r,
+            offline_client(),
+            reqwest::Client::new(),
+            &PluginRegistry::parse(&["acme/router=http://127.0.0.1:9"]).unwrap(),
+        )
+    };
+    let typo = rollout(r#"plugins: {"acme/router": {timeoutSecond: 3}}"#);
+    let err = build(&typo).err().unwrap();
     assert_eq!(err.category(), "TrafficPluginError");
-    assert!(err.to_string().contains("address"), "{err}");
-    let typo = rollout(r#"plugins: {"acme/router": {address: "http://x:1", timeoutSecond: 3}}"#);
-    let err = routers_for(&typo, offline_client(), reqwest::Client::new())
-        .err()
-        .unwrap();
     assert!(err.to_string().contains("timeoutSecond"), "{err}");
-    let bad_scheme = rollout(r#"plugins: {"acme/router": {address: "unix:///tmp/x"}}"#);
-    assert!(routers_for(&bad_scheme, offline_client(), reqwest::Client::new()).is_err());
+    let bare = rollout(r#"plugins: {"acme/router": {}}"#);
+    assert_eq!(build(&bare).unwrap().len(), 1, "every setting is optional");
+}
+
+/// A Rollout cannot choose where the controller sends requests: an address in the Rollout is
+/// refused, and an unregistered name is a spec error that names the registered plugins. No
+/// request is made in either case (the counting server stays at zero hits).
+#[tokio::test]
+async fn rollouts_name_registered_plugins_only_and_never_choose_an_address() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Json(json!({})) }
+    });
+    let attacker = serve(app).await;
+    let registered = PluginRegistry::parse(&["example/gateway=http://127.0.0.1:9"]).unwrap();
+    let build = |r: &sluice::crd::Rollout, registry: &PluginRegistry| {
+        routers_for(r, offline_client(), reqwest::Client::new(), registry)
+    };
+
+    let with_address = rollout(&format!(
+        r#"plugins: {{"example/gateway": {{address: "{attacker}"}}}}"#
+    ));
+    let err = build(&with_address, &registered).err().unwrap();
+    assert_eq!(err.category(), "TrafficPluginError");
+    assert!(err.to_string().contains("must not set `address`"), "{err}");
+
+    let unknown = rollout(r#"plugins: {"acme/router": {}}"#);
+    let err = build(&unknown, &registered).err().unwrap();
+    assert!(
+        matches!(&err, TrafficError::UnregisteredPlugin { plugin, .. } if plugin == "acme/router"),
+        "{err}"
+    );
+    assert_eq!(err.category(), "InvalidSpec");
+    let message = err.to_string();
+    assert!(message.contains("acme/router"), "{message}");
+    assert!(message.contains("registered: example/gateway"), "{message}");
+    assert!(
+        message.contains("--traffic-plugin acme/router=URL"),
+        "{message}"
+    );
+    let err = build(&unknown, &PluginRegistry::default()).err().unwrap();
+    assert!(err.to_string().contains("registered: none"), "{err}");
+
+    // A Rollout being deleted skips the unregistered plugin so its finalizer can finish.
+    let mut deleting = unknown.clone();
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+    );
+    assert!(build(&deleting, &registered).unwrap().is_empty());
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "no request ever reaches the named address"
+    );
+}
+
+/// `--traffic-plugin NAME=URL` is repeatable and takes comma-separated lists (the form
+/// `SLUICE_TRAFFIC_PLUGINS` uses); a malformed entry is refused when the flags are parsed.
+#[test]
+fn the_controller_flag_registers_plugins_by_name() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: sluice::controller::cli::ControllerArgs,
+    }
+    let cli = Cli::try_parse_from([
+        "sluice",
+        "--traffic-plugin",
+        "acme/router=http://acme.sluice-system.svc:8181",
+        "--traffic-plugin",
+        "example/gateway=http://gw:8181,other=https://other:443/",
+    ])
+    .unwrap();
+    let registry = PluginRegistry::new(cli.args.traffic_plugins).unwrap();
+    assert_eq!(registry.to_string(), "acme/router, example/gateway, other");
+    assert_eq!(registry.address("other"), Some("https://other:443"));
+    let err = Cli::try_parse_from(["sluice", "--traffic-plugin", "acme"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("NAME=URL"), "{err}");
+
+    // The environment variable is split on commas too: two entries for one name are refused
+    // at start-up, before any connection is attempted.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["controller", "--kubeconfig", "/nonexistent"])
+        .env("SLUICE_TRAFFIC_PLUGINS", "a=http://x:1,a=http://y:1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("traffic plugin a is registered twice"),
+        "{stderr}"
+    );
+}
+
+/// Under the controller: a Rollout naming an unregistered plugin gets a Warning Event of
+/// reason `InvalidSpec` naming the plugin and the registered ones, and deleting it still
+/// completes (the finalizer skips the plugin rather than wait for a router it cannot build).
+#[tokio::test]
+async fn an_unregistered_plugin_is_an_invalid_spec_event_and_deletion_still_completes() {
+    use controller_support::*;
+    let ns = "unregistered-plugin";
+    let h = Harness::start().await;
+    let settings = sluice::controller::Settings {
+        traffic_plugins: PluginRegistry::parse(&["example/gateway=http://127.0.0.1:9"]).unwrap(),
+        ..Default::default()
+    };
+    let controller = h.controller_with(sluice::controller::embedded::EmbeddedOptions {
+        settings,
+        ..Default::default()
+    });
+    h.namespace(ns).await;
+    // The finalizer is there from the start, as when the plugin was registered once and the
+    // controller has since been restarted without it.
+    let yaml = canary_yaml("web", 1, "        - setWeight: 20\n        - pause: {}\n")
+        .replace(
+            "      steps:\n",
+            "      trafficRouting:\n        plugins:\n          acme/router: {}\n      steps:\n",
+        )
+        .replace(
+            "metadata: {name: web}\nspec:",
+            &format!(
+                "metadata: {{name: web, finalizers: [{}]}}\nspec:",
+                sluice::controller::cleanup::FINALIZER
+            ),
+        );
+    assert!(yaml.contains("finalizers"), "{yaml}");
+    h.apply_yaml(ns, &yaml).await;
+    eventually("an InvalidSpec Event naming the plugin", || async {
+        events(&h, ns).await.iter().any(|(reason, note)| {
+            reason == "InvalidSpec"
+                && note.contains("plugin acme/router is not registered")
+                && note.contains("registered: example/gateway")
+        })
+    })
+    .await;
+    h.rollouts(ns)
+        .delete("web", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Rollout is deleted", || async {
+        h.rollouts(ns).get_opt("web").await.unwrap().is_none()
+    })
+    .await;
+    controller.stop().await;
 }

@@ -231,7 +231,13 @@ async fn smi_and_traefik_refuse_header_and_mirror_routes_and_removal_is_a_no_op(
     let r = rollout(
         "managedRoutes: [{name: hdr}]\nsmi: {}\ntraefik: {weightedTraefikServiceName: shop-weighted}",
     );
-    let routers = routers_for(&r, offline_client(), reqwest::Client::new()).unwrap();
+    let routers = routers_for(
+        &r,
+        offline_client(),
+        reqwest::Client::new(),
+        &Default::default(),
+    )
+    .unwrap();
     let names: Vec<&str> = routers.iter().map(|r| r.name()).collect();
     assert_eq!(names, ["smi", "traefik"]);
     let c = ctx(r);

@@ -70,6 +70,14 @@ pub struct ControllerArgs {
     /// This replica's identity in the Lease and in Events (defaults to the host name).
     #[arg(long, env = "SLUICE_IDENTITY")]
     pub identity: Option<String>,
+    /// A traffic router plugin Rollouts may name, as `NAME=URL` (repeatable; the environment
+    /// variable takes a comma-separated list). Rollouts cannot name addresses themselves.
+    #[arg(
+        long = "traffic-plugin",
+        env = "SLUICE_TRAFFIC_PLUGINS",
+        value_delimiter = ','
+    )]
+    pub traffic_plugins: Vec<crate::traffic::PluginEntry>,
 }
 
 /// Install the global tracing subscriber.
@@ -123,6 +131,8 @@ pub async fn run_controller(
     routers: RoutersFn,
 ) -> anyhow::Result<()> {
     init_logging(args.log_format, &args.log);
+    let traffic_plugins = crate::traffic::PluginRegistry::new(args.traffic_plugins.clone())
+        .context("--traffic-plugin")?;
     let client = client(&args).await?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
@@ -171,12 +181,14 @@ pub async fn run_controller(
         instance_id: args.instance_id.clone(),
         concurrency: args.concurrency,
         identity,
+        traffic_plugins,
         ..Settings::default()
     };
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("*"),
         leader_elect = args.leader_elect,
         metrics_addr = %args.metrics_addr,
+        traffic_plugins = %settings.traffic_plugins,
         "starting sluice controller"
     );
     let wiring = Wiring {

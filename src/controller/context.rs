@@ -6,7 +6,7 @@ use super::leader::Leadership;
 use super::metrics::Metrics;
 use crate::crd::{AnalysisRun, Rollout};
 use crate::engine::{Decision, Observed};
-use crate::traffic::{TrafficError, TrafficRouter};
+use crate::traffic::{PluginRegistry, TrafficError, TrafficRouter};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::reflector::Store;
@@ -18,11 +18,12 @@ use std::time::Duration;
 /// tests can drive act and status with scripted decisions.
 pub type DecideFn = fn(&Rollout, &Observed, jiff::Timestamp) -> Decision;
 
-/// Builds the traffic routers a Rollout configures.
+/// Builds the traffic routers a Rollout configures; plugins are looked up in the registry.
 pub type RoutersFn = fn(
     &Rollout,
     kube::Client,
     reqwest::Client,
+    &PluginRegistry,
 ) -> Result<Vec<Box<dyn TrafficRouter>>, TrafficError>;
 
 /// A router factory for Rollouts without traffic routing (and until routers are wired in).
@@ -35,6 +36,7 @@ pub fn no_routers(
     _rollout: &Rollout,
     _client: kube::Client,
     _http: reqwest::Client,
+    _plugins: &PluginRegistry,
 ) -> Result<Vec<Box<dyn TrafficRouter>>, TrafficError> {
     Ok(Vec::new())
 }
@@ -71,6 +73,8 @@ pub struct Settings {
     pub backoff_max: Duration,
     /// The name this replica reports Events and holds the Lease under.
     pub identity: String,
+    /// The traffic router plugins Rollouts may name (`--traffic-plugin NAME=URL`).
+    pub traffic_plugins: PluginRegistry,
 }
 
 impl Default for Settings {
@@ -83,6 +87,7 @@ impl Default for Settings {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(60),
             identity: "sluice-controller".into(),
+            traffic_plugins: PluginRegistry::default(),
         }
     }
 }

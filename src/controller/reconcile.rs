@@ -138,8 +138,13 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
 
-    let routers = (ctx.routers)(rollout, ctx.client.clone(), ctx.http.clone())
-        .map_err(|e| ReconcileError::Routers(Box::new(e)))?;
+    let routers = (ctx.routers)(
+        rollout,
+        ctx.client.clone(),
+        ctx.http.clone(),
+        &ctx.settings.traffic_plugins,
+    )
+    .map_err(|e| ReconcileError::Routers(Box::new(e)))?;
     let status = rollout.status.clone().unwrap_or_default();
     let mut route_ctx = RouteContext {
         rollout: rollout.clone(),

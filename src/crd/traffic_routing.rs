@@ -37,7 +37,9 @@ pub struct TrafficRouting {
     /// A Traefik weighted TraefikService.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traefik: Option<TraefikTrafficRouting>,
-    /// Out-of-process routers by name, each with its own configuration.
+    /// Out-of-process routers, by the name the controller registers each under
+    /// (`--traffic-plugin NAME=URL`; an unregistered name is a spec error). Each value may set
+    /// `timeoutSeconds`, `retries` and the plugin's own `config`; never an address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::schema::free_form_object")]
     pub plugins: Option<BTreeMap<String, serde_json::Value>>,

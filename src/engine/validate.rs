@@ -380,6 +380,45 @@ fn step_kind(step: &CanaryStep, field: &str, max_weight: i32) -> Result<Step, In
     Err(invalid(field, "empty step"))
 }
 
+/// Every router on the Rollout must be able to carry a `setHeaderRoute` or `setMirrorRoute`
+/// step, since the controller applies the step through each of them: as Argo Rollouts does,
+/// an unsupported step is a spec error up front rather than a failure in the middle of an
+/// update. SMI and Traefik have neither; NGINX routes by header (`canary-by-header`) but
+/// cannot mirror. Plugins are trusted to say so themselves at run time.
+fn check_route_support(
+    routing: &crate::crd::TrafficRouting,
+    kind: &str,
+    field: &str,
+) -> Result<(), InvalidSpec> {
+    let (unsupported, supported): (&[(&str, bool)], &str) = match kind {
+        "setHeaderRoute" => (
+            &[
+                ("smi", routing.smi.is_some()),
+                ("traefik", routing.traefik.is_some()),
+            ],
+            "gatewayAPI, istio, nginx and plugins",
+        ),
+        "setMirrorRoute" => (
+            &[
+                ("smi", routing.smi.is_some()),
+                ("nginx", routing.nginx.is_some()),
+                ("traefik", routing.traefik.is_some()),
+            ],
+            "gatewayAPI, istio and plugins",
+        ),
+        _ => (&[], ""),
+    };
+    match unsupported.iter().find(|(_, configured)| *configured) {
+        Some((router, _)) => Err(invalid(
+            format!("{field}.{kind}"),
+            format!(
+                "the {router} router cannot apply {kind} (supported by {supported}); remove the step or route with another provider"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Validates a Rollout against itself and the objects it references.
 ///
 /// # Errors
@@ -529,6 +568,9 @@ pub fn validate(rollout: &Rollout, observed: &Observed) -> Result<ValidatedRollo
                         format!("{field}.{kind}"),
                         "requires spec.strategy.canary.trafficRouting",
                     ));
+                }
+                if let (Some(kind), Some(routing)) = (needs_traffic, &c.traffic_routing) {
+                    check_route_support(routing, kind, &field)?;
                 }
                 if let Some(route) = route
                     && !managed.contains(&route)

@@ -17,12 +17,14 @@ pub mod istio;
 pub mod kube_io;
 pub mod nginx;
 pub mod plugin;
+pub mod registry;
 pub mod smi;
 pub mod split;
 pub mod traefik;
 
 use crate::crd::{Rollout, SetHeaderRoute, SetMirrorRoute, TrafficWeights, WeightDestination};
 use async_trait::async_trait;
+pub use registry::{PluginEntry, PluginRegistry, RegistryError};
 use std::sync::Arc;
 
 /// What every router call knows about the Rollout it acts for.
@@ -79,6 +81,18 @@ pub enum TrafficError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// The Rollout names a plugin this controller has not registered: a spec error, and no
+    /// request is made.
+    #[error(
+        "plugin {plugin} is not registered with this controller (registered: {registered}); \
+         register it with --traffic-plugin {plugin}=URL or fix the name in trafficRouting.plugins"
+    )]
+    UnregisteredPlugin {
+        /// The name the Rollout uses.
+        plugin: String,
+        /// The registered names, comma-separated, or `none`.
+        registered: String,
+    },
     /// An out-of-process router failed or timed out.
     #[error("plugin {plugin}: {message}")]
     Plugin {
@@ -96,6 +110,7 @@ impl TrafficError {
             Self::NotFound { .. } => "RoutingObjectNotFound",
             Self::Unusable { .. } => "RoutingObjectInvalid",
             Self::Api { .. } => "TrafficRoutingError",
+            Self::UnregisteredPlugin { .. } => "InvalidSpec",
             Self::Plugin { .. } => "TrafficPluginError",
         }
     }
@@ -156,14 +171,18 @@ pub trait TrafficRouter: Send + Sync {
 
 /// Every router the Rollout's `spec.strategy.canary.trafficRouting` configures, in a fixed
 /// order (Gateway API, Istio, SMI, NGINX, Traefik, then plugins by name). Empty when the
-/// Rollout has no traffic routing (a basic canary).
+/// Rollout has no traffic routing (a basic canary). Plugins are looked up by name in
+/// `plugins`, the controller's registry; a Rollout being deleted skips unregistered plugins (no
+/// request can have reached them) so its finalizer can still restore the other routers.
 ///
 /// # Errors
-/// `Unusable` when a plugin's configuration is malformed.
+/// `UnregisteredPlugin` when the Rollout names a plugin the registry lacks; `Plugin` when a
+/// plugin's configuration is malformed.
 pub fn routers_for(
     rollout: &Rollout,
     client: kube::Client,
     http: reqwest::Client,
+    plugins: &PluginRegistry,
 ) -> Result<Vec<Box<dyn TrafficRouter>>, TrafficError> {
     let Some(routing) = rollout
         .spec
@@ -211,9 +230,21 @@ pub fn routers_for(
             &namespace,
         )));
     }
+    let deleting = rollout.metadata.deletion_timestamp.is_some();
     for (name, config) in routing.plugins.iter().flatten() {
+        let Some(address) = plugins.address(name) else {
+            if deleting {
+                tracing::warn!(plugin = %name, "skipping an unregistered traffic plugin in clean-up");
+                continue;
+            }
+            return Err(TrafficError::UnregisteredPlugin {
+                plugin: name.clone(),
+                registered: plugins.to_string(),
+            });
+        };
         routers.push(Box::new(plugin::PluginRouter::new(
             name,
+            address,
             config,
             http.clone(),
         )?));
@@ -322,9 +353,14 @@ mod tests {
             kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap()))
                 .unwrap();
         assert!(
-            routers_for(&rollout, client, reqwest::Client::new())
-                .unwrap()
-                .is_empty()
+            routers_for(
+                &rollout,
+                client,
+                reqwest::Client::new(),
+                &PluginRegistry::default()
+            )
+            .unwrap()
+            .is_empty()
         );
     }
 }

@@ -1,7 +1,8 @@
 //! Out-of-process routers over HTTP and JSON (the protocol is `docs/plugins.md`): every call
 //! POSTs the full Rollout, the plugin's configuration and the call's arguments to
-//! `<address>/v1/<call>`, with a timeout and bounded retries of transient failures. Failures
-//! become `TrafficError::Plugin`.
+//! `<address>/v1/<call>`, with a timeout and bounded retries of transient failures. The address
+//! comes from the controller's `PluginRegistry`, never from the Rollout. Failures become
+//! `TrafficError::Plugin`.
 
 use super::{RouteContext, TrafficError, TrafficRouter};
 use crate::crd::{SetHeaderRoute, SetMirrorRoute, TrafficWeights};
@@ -15,15 +16,15 @@ pub const PROTOCOL_VERSION: &str = "v1";
 const DEFAULT_TIMEOUT_SECONDS: u64 = 10;
 const DEFAULT_RETRIES: u32 = 2;
 const MAX_RETRIES: u32 = 5;
+const MAX_TIMEOUT_SECONDS: u64 = 60;
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 
-/// A plugin's entry in `trafficRouting.plugins`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+/// A plugin's entry in `trafficRouting.plugins`. It has no address: the controller's registry
+/// (`--traffic-plugin NAME=URL`) says where the plugin named by the entry's key lives.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PluginConfig {
-    /// Base URL of the plugin, such as `http://my-router.sluice-system.svc:8080`.
-    pub address: String,
-    /// Per-call timeout in seconds (default 10).
+    /// Per-call timeout in seconds (default 10, at most 60).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
     /// Retries of a call that timed out, could not connect, or got 429 or 5xx (default 2,
@@ -51,32 +52,47 @@ struct ErrorResponse {
 /// A router served by another process.
 pub struct PluginRouter {
     name: String,
+    address: String,
     config: PluginConfig,
     http: reqwest::Client,
 }
 
 impl PluginRouter {
-    /// A router for the plugin `name` with its `trafficRouting.plugins` entry.
+    /// A router for the plugin `name`, served at `address` (from the controller's registry),
+    /// with the Rollout's `trafficRouting.plugins` entry.
     ///
     /// # Errors
-    /// `Plugin` when the entry is not a valid plugin configuration.
-    pub fn new(name: &str, config: &Value, http: reqwest::Client) -> Result<Self, TrafficError> {
-        let config: PluginConfig =
-            serde_json::from_value(config.clone()).map_err(|e| TrafficError::Plugin {
-                plugin: name.to_owned(),
-                message: format!("invalid configuration in trafficRouting.plugins: {e}"),
-            })?;
-        if !(config.address.starts_with("http://") || config.address.starts_with("https://")) {
-            return Err(TrafficError::Plugin {
-                plugin: name.to_owned(),
-                message: format!(
-                    "address {:?} must be an http:// or https:// URL",
-                    config.address
-                ),
-            });
+    /// `Plugin` when the entry is not a valid plugin configuration (an `address` in it
+    /// included: addresses belong to the controller's registry).
+    pub fn new(
+        name: &str,
+        address: &str,
+        config: &Value,
+        http: reqwest::Client,
+    ) -> Result<Self, TrafficError> {
+        let invalid = |message: String| TrafficError::Plugin {
+            plugin: name.to_owned(),
+            message,
+        };
+        if config.get("address").is_some() {
+            return Err(invalid(
+                "trafficRouting.plugins must not set `address`: the controller's registry \
+                 (--traffic-plugin NAME=URL) says where each plugin lives; remove it"
+                    .to_owned(),
+            ));
         }
+        let config: PluginConfig = if config.is_null() {
+            PluginConfig::default()
+        } else {
+            serde_json::from_value(config.clone()).map_err(|e| {
+                invalid(format!(
+                    "invalid configuration in trafficRouting.plugins: {e}"
+                ))
+            })?
+        };
         Ok(Self {
             name: name.to_owned(),
+            address: address.trim_end_matches('/').to_owned(),
             config,
             http,
         })
@@ -96,10 +112,7 @@ impl PluginRouter {
         method: &str,
         args: Value,
     ) -> Result<Value, TrafficError> {
-        let url = format!(
-            "{}/{PROTOCOL_VERSION}/{method}",
-            self.config.address.trim_end_matches('/')
-        );
+        let url = format!("{}/{PROTOCOL_VERSION}/{method}", self.address);
         let mut body = json!({
             "rollout": &*ctx.rollout,
             "config": self.config.config,
@@ -113,7 +126,7 @@ impl PluginRouter {
             self.config
                 .timeout_seconds
                 .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
-                .max(1),
+                .clamp(1, MAX_TIMEOUT_SECONDS),
         );
         let retries = self
             .config

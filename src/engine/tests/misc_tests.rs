@@ -141,6 +141,126 @@ fn validation_rejects_bad_specs_naming_field_and_problem() {
     }
 }
 
+/// Argo's rule: a header or mirror step on a router that cannot carry it is an InvalidSpec
+/// naming the step and the router, found before the update starts, not mid-rollout.
+#[test]
+fn header_and_mirror_steps_need_routers_that_support_them() {
+    let header = CanaryStep {
+        set_header_route: Some(SetHeaderRoute {
+            name: "hdr".into(),
+            matches: vec![HeaderRoutingMatch {
+                header_name: "x-canary".into(),
+                header_value: StringMatch {
+                    exact: Some("yes".into()),
+                    ..Default::default()
+                },
+            }],
+        }),
+        ..Default::default()
+    };
+    let mirror = CanaryStep {
+        set_mirror_route: Some(SetMirrorRoute {
+            name: "mirror".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let with = |step: &CanaryStep, f: fn(&mut TrafficRouting)| {
+        Rollout::test()
+            .traffic()
+            .with_canary(|c| {
+                c.steps = vec![weight(10), step.clone(), pause()];
+                f(c.traffic_routing.as_mut().unwrap());
+            })
+            .build()
+    };
+    let smi = |t: &mut TrafficRouting| {
+        t.gateway_api = None;
+        t.smi = Some(SmiTrafficRouting::default());
+    };
+    let traefik = |t: &mut TrafficRouting| {
+        t.gateway_api = None;
+        t.traefik = Some(TraefikTrafficRouting {
+            weighted_traefik_service_name: "web".into(),
+        });
+    };
+    // NGINX beside Gateway API: both route by header, only Gateway API mirrors.
+    let nginx = |t: &mut TrafficRouting| {
+        t.nginx = Some(NginxTrafficRouting {
+            stable_ingress: Some("web".into()),
+            ..Default::default()
+        });
+    };
+    let istio = |t: &mut TrafficRouting| {
+        t.gateway_api = None;
+        t.istio = Some(IstioTrafficRouting::default());
+    };
+    let plugin = |t: &mut TrafficRouting| {
+        t.gateway_api = None;
+        t.plugins = Some([("acme/router".to_owned(), serde_json::json!({}))].into());
+    };
+    let observed = ObservedBuilder::new().build();
+    let cases: Vec<(&str, Rollout, Option<&str>)> = vec![
+        (
+            "header on smi",
+            with(&header, smi),
+            Some(
+                "spec.strategy.canary.steps[1].setHeaderRoute: the smi router cannot apply setHeaderRoute (supported by gatewayAPI, istio, nginx and plugins)",
+            ),
+        ),
+        (
+            "mirror on smi",
+            with(&mirror, smi),
+            Some(
+                "spec.strategy.canary.steps[1].setMirrorRoute: the smi router cannot apply setMirrorRoute",
+            ),
+        ),
+        (
+            "header on traefik",
+            with(&header, traefik),
+            Some(
+                "spec.strategy.canary.steps[1].setHeaderRoute: the traefik router cannot apply setHeaderRoute",
+            ),
+        ),
+        (
+            "mirror on traefik",
+            with(&mirror, traefik),
+            Some(
+                "spec.strategy.canary.steps[1].setMirrorRoute: the traefik router cannot apply setMirrorRoute",
+            ),
+        ),
+        (
+            "mirror on nginx beside gatewayAPI",
+            with(&mirror, nginx),
+            Some(
+                "spec.strategy.canary.steps[1].setMirrorRoute: the nginx router cannot apply setMirrorRoute (supported by gatewayAPI, istio and plugins)",
+            ),
+        ),
+        (
+            "header on nginx beside gatewayAPI",
+            with(&header, nginx),
+            None,
+        ),
+        ("header on gatewayAPI", with(&header, |_| {}), None),
+        ("mirror on gatewayAPI", with(&mirror, |_| {}), None),
+        ("header on istio", with(&header, istio), None),
+        ("mirror on istio", with(&mirror, istio), None),
+        ("header on a plugin", with(&header, plugin), None),
+        ("mirror on a plugin", with(&mirror, plugin), None),
+        ("weights only on smi", with(&pause(), smi), None),
+    ];
+    for (what, rollout, want) in cases {
+        match (validate(&rollout, &observed), want) {
+            (Ok(_), None) => {}
+            (Err(err), Some(want)) => {
+                let err = err.to_string();
+                assert!(err.starts_with(want), "{what}: got {err:?}, want {want:?}");
+            }
+            (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
 #[test]
 fn service_managed_by_another_rollout_is_invalid() {
     let r = Rollout::test().traffic().build();

@@ -9,6 +9,7 @@
 
 pub mod act;
 pub mod analysis_run;
+pub mod backoff;
 pub mod bench;
 pub mod cleanup;
 pub mod cli;

@@ -3,6 +3,7 @@
 //! naming them, re-reconciling everything when this replica becomes leader. Reads the API
 //! through watches only; all writes happen in the reconcile stages.
 
+use super::backoff::{WatchBackoff, absorb_errors};
 use super::context::{Context, DecideFn, RoutersFn, Settings, Stores};
 use super::leader::Leadership;
 use super::metrics::Metrics;
@@ -70,9 +71,12 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, config))
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .touched_objects();
-    (reader, stream)
+    (
+        reader,
+        absorb_errors(stream, K::kind(&Default::default()).into_owned()),
+    )
 }
 
 /// The label selector for the Rollouts this instance reconciles.
@@ -171,6 +175,7 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
             })
         })
         .reconcile_all_on(became_leader)
+        .trigger_backoff(WatchBackoff::default())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -22,6 +22,7 @@ pub mod leader;
 pub mod metrics;
 pub mod observe;
 pub mod reconcile;
+pub mod restart;
 pub mod routing_watch;
 pub mod run;
 pub mod status;

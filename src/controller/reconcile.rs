@@ -92,6 +92,10 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     async move {
         let started = Instant::now();
         let _in_flight = ctx.metrics.start();
+        ctx.metrics.dequeued(
+            &rollout.namespace().unwrap_or_default(),
+            &rollout.name_any(),
+        );
         let result = reconcile_inner(&rollout, &ctx).await;
         let label = match &result {
             Ok(_) => "ok",

@@ -376,6 +376,7 @@ async fn scrape(http: &reqwest::Client, url: &str) -> anyhow::Result<Scrape> {
         } else if series.starts_with("sluice_api_requests_total")
             && !series.contains("verb=\"get\"")
             && !series.contains("verb=\"list\"")
+            && !series.contains("verb=\"watch\"")
         {
             scrape.writes += value as u64;
         }

@@ -97,7 +97,10 @@ pub fn init_logging(format: LogFormat, filter: &str) {
 ///
 /// # Errors
 /// When the kubeconfig cannot be read or names an unknown context.
-pub async fn client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
+pub async fn client(
+    args: &ControllerArgs,
+    counting: &super::client_metrics::RequestCountLayer,
+) -> anyhow::Result<kube::Client> {
     let options = kube::config::KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
@@ -117,6 +120,7 @@ pub async fn client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
         kube::client::ClientBuilder::try_from(config).context("building the Kubernetes client")?;
     Ok(builder
         .with_layer(&super::throttle::ThrottleLayer::new(args.qps, args.burst))
+        .with_layer(counting)
         .build())
 }
 
@@ -133,7 +137,8 @@ pub async fn run_controller(
     init_logging(args.log_format, &args.log);
     let traffic_plugins = crate::traffic::PluginRegistry::new(args.traffic_plugins.clone())
         .context("--traffic-plugin")?;
-    let client = client(&args).await?;
+    let metrics = Arc::new(Metrics::new());
+    let client = client(&args, &metrics.request_layer()).await?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
@@ -141,7 +146,6 @@ pub async fn run_controller(
     check_crds(&client).await?;
 
     let identity = args.identity.clone().unwrap_or(identity_default);
-    let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 

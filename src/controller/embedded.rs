@@ -39,6 +39,8 @@ impl Embedded {
     /// Spawn a controller using `client`.
     pub fn spawn(client: kube::Client, options: EmbeddedOptions) -> Self {
         let metrics = Arc::new(Metrics::new());
+        // Every request of this controller, watches included, is counted in its metrics.
+        let client = metrics.request_layer().wrap(client);
         let ready = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();

@@ -1,7 +1,9 @@
 //! Controller metrics on a prometheus-client `Registry`: reconcile duration and count by result,
-//! per-Rollout phase, step and desired/actual canary weight, API requests by verb and code, and
-//! reconciles in flight. Touches nothing but its own counters.
+//! per-Rollout phase, step and desired/actual canary weight, API requests by verb and code (fed
+//! by the client layer in `client_metrics.rs`), reconciles in flight and the work queue's depth
+//! (Rollouts triggered and not yet reconciled). Touches nothing but its own counters.
 
+use super::client_metrics::{RequestCountLayer, RequestLabels};
 use crate::crd::{Rollout, RolloutPhase};
 use kube::ResourceExt;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -10,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -28,12 +32,6 @@ struct PhaseLabels {
     namespace: String,
     rollout: String,
     phase: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    verb: String,
-    code: String,
 }
 
 const PHASES: [RolloutPhase; 4] = [
@@ -63,6 +61,9 @@ pub struct Metrics {
     actual_weight: Family<RolloutLabels, Gauge>,
     api_requests: Family<RequestLabels, Counter>,
     in_flight: Gauge,
+    queue_depth: Gauge,
+    /// (namespace, name) of the Rollouts triggered and not yet reconciled since.
+    queued: Mutex<HashSet<(String, String)>>,
     writes: AtomicU64,
     finished: AtomicU64,
 }
@@ -118,7 +119,7 @@ impl Metrics {
         let api_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "sluice_api_requests",
-            "Kubernetes API requests the reconciler made, by verb and HTTP code",
+            "Every request of the controller's Kubernetes client (watches, lists, Lease renewals and Events included), by verb and HTTP code; a watch counts once, when its response starts",
             api_requests.clone(),
         );
         let in_flight = Gauge::default();
@@ -126,6 +127,12 @@ impl Metrics {
             "sluice_reconciles_in_flight",
             "Reconciles running now (the work queue's busy part)",
             in_flight.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "sluice_work_queue_depth",
+            "Rollouts a watch event triggered (their own change, or one of their ReplicaSets, AnalysisRuns, Services, workloads or routes) that have not started a reconcile since; each Rollout counts once however often it was triggered. Timed requeues are not counted until due, and are not in this figure",
+            queue_depth.clone(),
         );
         Self {
             registry,
@@ -137,6 +144,8 @@ impl Metrics {
             actual_weight,
             api_requests,
             in_flight,
+            queue_depth,
+            queued: Mutex::new(HashSet::new()),
             writes: AtomicU64::new(0),
             finished: AtomicU64::new(0),
         }
@@ -175,22 +184,36 @@ impl Metrics {
         InFlight(&self.in_flight)
     }
 
-    /// Record one API request by its outcome.
-    pub fn api_request<T>(&self, verb: &'static str, result: &Result<T, kube::Error>) {
-        let code = match result {
-            Ok(_) => "200".to_string(),
-            Err(kube::Error::Api(status)) => status.code.to_string(),
-            Err(_) => "transport".to_string(),
-        };
+    /// Record one API call of the reconcile code, for `writes()`. The exported per-verb and
+    /// per-code counts come from the client layer (`request_layer`), which sees every request.
+    pub fn api_request<T>(&self, verb: &'static str, _result: &Result<T, kube::Error>) {
         if verb != "get" && verb != "list" {
             self.writes.fetch_add(1, Ordering::Relaxed);
         }
-        self.api_requests
-            .get_or_create(&RequestLabels {
-                verb: verb.into(),
-                code,
-            })
-            .inc();
+    }
+
+    /// The tower layer that counts every request of a client into `sluice_api_requests_total`.
+    pub fn request_layer(&self) -> RequestCountLayer {
+        RequestCountLayer::new(self.api_requests.clone())
+    }
+
+    /// A watch event asked for a reconcile of this Rollout.
+    pub fn triggered(&self, namespace: &str, name: &str) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.insert((namespace.to_string(), name.to_string()));
+        self.queue_depth.set(gauge_value(queued.len()));
+    }
+
+    /// A reconcile of this Rollout started: whatever triggered it is served.
+    pub fn dequeued(&self, namespace: &str, name: &str) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.remove(&(namespace.to_string(), name.to_string()));
+        self.queue_depth.set(gauge_value(queued.len()));
+    }
+
+    /// The current `sluice_work_queue_depth`.
+    pub fn queue_depth(&self) -> i64 {
+        self.queue_depth.get()
     }
 
     /// Writes (create, patch, update, delete) made by reconciles so far.
@@ -248,10 +271,15 @@ impl Metrics {
                 phase: phase_name(phase).into(),
             });
         }
+        self.dequeued(namespace, name);
         self.step.remove(&labels);
         self.desired_weight.remove(&labels);
         self.actual_weight.remove(&labels);
     }
+}
+
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Marks a reconcile as running while alive.

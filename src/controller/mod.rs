@@ -9,9 +9,11 @@
 
 pub mod act;
 pub mod analysis_run;
+pub mod backoff;
 pub mod bench;
 pub mod cleanup;
 pub mod cli;
+pub mod client_metrics;
 pub mod context;
 pub mod demo;
 pub mod embedded;
@@ -20,7 +22,9 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod observe;
+pub mod queue;
 pub mod reconcile;
+pub mod restart;
 pub mod routing_watch;
 pub mod run;
 pub mod status;

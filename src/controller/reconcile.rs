@@ -7,6 +7,7 @@ use super::cleanup::{self, CleanupError, FINALIZER};
 use super::context::Context;
 use super::events;
 use super::observe::{self, ObserveError};
+use super::restart::{self, RestartError};
 use super::status::{self, StatusError};
 use crate::crd::{FIELD_MANAGER, Rollout, RolloutStatus};
 use crate::engine::{EventKind, EventNote};
@@ -34,6 +35,9 @@ pub enum ReconcileError {
     /// Writing the status failed.
     #[error("status")]
     Status(#[from] StatusError),
+    /// Counting or evicting pods for `spec.restartAt` failed.
+    #[error("restart")]
+    Restart(#[from] RestartError),
     /// The finalizer's clean-up failed.
     #[error("cleanup")]
     Cleanup(#[from] CleanupError),
@@ -56,6 +60,7 @@ impl ReconcileError {
             Self::Observe(error) => error.category(),
             Self::Act(error) => error.category(),
             Self::Status(error) => error.category(),
+            Self::Restart(error) => error.category(),
             Self::Cleanup(error) => error.category(),
             Self::Finalizer { .. } => "ApiError",
         }
@@ -87,6 +92,10 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     async move {
         let started = Instant::now();
         let _in_flight = ctx.metrics.start();
+        ctx.metrics.dequeued(
+            &rollout.namespace().unwrap_or_default(),
+            &rollout.name_any(),
+        );
         let result = reconcile_inner(&rollout, &ctx).await;
         let label = match &result {
             Ok(_) => "ok",
@@ -171,7 +180,10 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         observed.weights_verified = observe::verify_weights(&routers, &route_ctx, weights).await?;
     }
 
-    let decision = (ctx.decide)(rollout, &observed, jiff::Timestamp::now());
+    let now = jiff::Timestamp::now();
+    let restart = restart::observe(ctx, rollout, &observed, now).await?;
+    observed.pods_to_restart = restart.as_ref().map(|r| r.remaining);
+    let decision = (ctx.decide)(rollout, &observed, now);
 
     route_ctx.canary_hash = decision
         .status
@@ -181,6 +193,9 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     route_ctx.stable_hash = decision.status.stable_rs.clone().or(route_ctx.stable_hash);
     let report = act::act(ctx, rollout, &routers, &route_ctx, &decision.actions).await?;
     tracing::debug!(writes = report.writes, "acted");
+    if let Some(restart) = &restart {
+        restart::evict(ctx, rollout, restart).await?;
+    }
     events::publish(ctx, rollout, &decision.events).await;
 
     let invalid = is_invalid(&decision.status);

@@ -2,6 +2,7 @@
 //! TrafficSplit, Ingress, TraefikService), for the kinds this cluster serves, mapped back to the
 //! Rollouts whose `trafficRouting` names them. Reads only.
 
+use super::backoff::{WatchBackoff, absorb_errors};
 use crate::crd::Rollout;
 use futures::Stream;
 use kube::ResourceExt;
@@ -47,9 +48,10 @@ pub fn stream(
         Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
         None => Api::all_with(client.clone(), resource),
     };
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .touched_objects()
+    let stream = watcher(api, watcher::Config::default())
+        .backoff(WatchBackoff::default())
+        .touched_objects();
+    absorb_errors(stream, resource.kind.clone())
 }
 
 /// Whether any string in `value` equals `name`.

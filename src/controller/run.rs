@@ -3,10 +3,12 @@
 //! naming them, re-reconciling everything when this replica becomes leader. Reads the API
 //! through watches only; all writes happen in the reconcile stages.
 
+use super::backoff::{WatchBackoff, absorb_errors};
 use super::context::{Context, DecideFn, RoutersFn, Settings, Stores};
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use super::observe::{ANALYSIS_KIND_LABEL, service_names};
+use super::queue::Triggers;
 use super::reconcile::{error_policy, reconcile};
 use crate::crd::{AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout};
 use futures::{Stream, StreamExt};
@@ -70,9 +72,12 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, config))
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .touched_objects();
-    (reader, stream)
+    (
+        reader,
+        absorb_errors(stream, K::kind(&Default::default()).into_owned()),
+    )
 }
 
 /// The label selector for the Rollouts this instance reconciles.
@@ -99,8 +104,25 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
     let ns = ns.as_deref();
     let rollout_config =
         watcher::Config::default().labels(&rollout_selector(settings.instance_id.as_deref()));
-    let controller = Controller::new(api::<Rollout>(&client, ns), rollout_config);
-    let rollouts = controller.store();
+    // The Controller's own watch, built here so its events can be noted for the queue depth.
+    let (rollouts, rollout_writer) = reflector::store();
+    let triggers = Triggers::new(metrics.clone(), rollouts.clone());
+    let noted = triggers.clone();
+    let rollout_stream = reflector::reflector(
+        rollout_writer,
+        watcher(api::<Rollout>(&client, ns), rollout_config),
+    )
+    .backoff(WatchBackoff::default())
+    .applied_objects()
+    .inspect(move |r| {
+        if let Ok(r) = r {
+            noted.rollout(r);
+        }
+    });
+    let controller = Controller::for_stream(
+        absorb_errors(rollout_stream, "Rollout".into()),
+        rollouts.clone(),
+    );
 
     let (replica_sets, rs_stream) = reflect(
         api::<ReplicaSet>(&client, ns),
@@ -150,27 +172,43 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
     let mut controller = controller;
     for resource in routing {
         let store = rollouts.clone();
+        let t = triggers.clone();
         let stream = super::routing_watch::stream(&ctx.client, ns, &resource);
         controller = controller.watches_stream_with(
             stream,
-            move |obj| super::routing_watch::rollouts_routing_through(&store, &obj),
+            move |obj| t.mapped(super::routing_watch::rollouts_routing_through(&store, &obj)),
             resource,
         );
     }
     let svc_rollouts = rollouts.clone();
     let deploy_rollouts = rollouts;
+    let (t_rs, t_run, t_svc, t_deploy) = (
+        triggers.clone(),
+        triggers.clone(),
+        triggers.clone(),
+        triggers,
+    );
     controller
-        .owns_stream(rs_stream)
-        .owns_stream(run_stream)
+        .owns_stream(rs_stream.inspect(move |rs| {
+            if let Ok(rs) = rs {
+                t_rs.owned(rs);
+            }
+        }))
+        .owns_stream(run_stream.inspect(move |run| {
+            if let Ok(run) = run {
+                t_run.owned(run);
+            }
+        }))
         .watches_stream(svc_stream, move |svc: Service| {
-            rollouts_naming(&svc_rollouts, &svc, service_names)
+            t_svc.mapped(rollouts_naming(&svc_rollouts, &svc, service_names))
         })
         .watches_stream(deploy_stream, move |deploy: Deployment| {
-            rollouts_naming(&deploy_rollouts, &deploy, |r| {
+            t_deploy.mapped(rollouts_naming(&deploy_rollouts, &deploy, |r| {
                 r.spec.workload_ref.iter().map(|w| w.name.clone()).collect()
-            })
+            }))
         })
         .reconcile_all_on(became_leader)
+        .trigger_backoff(WatchBackoff::default())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -124,6 +124,9 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
         if d.scale.is_some() {
             resources.push(json!({"name": format!("{}/scale", d.plural), "singularName": "", "namespaced": scope, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
         }
+        if super::eviction::served(&d.group, &d.plural) {
+            resources.push(json!({"name": format!("{}/{}", d.plural, super::eviction::SUBRESOURCE), "singularName": "", "namespaced": scope, "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
+        }
     }
     Some(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv(group, version), "resources": resources}),
@@ -150,6 +153,9 @@ pub fn aggregated(registry: &Registry, core: bool, discovery_version: &str) -> V
                         }
                         if d.scale.is_some() {
                             subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                        }
+                        if super::eviction::served(&d.group, &d.plural) {
+                            subs.push(json!({"subresource": super::eviction::SUBRESOURCE, "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"}, "verbs": ["create"]}));
                         }
                         let mut r = json!({
                             "resource": d.plural, "responseKind": kind,

@@ -4,6 +4,7 @@
 
 use super::discovery;
 use super::error::ApiError;
+use super::eviction;
 use super::faults::Faults;
 use super::openapi;
 use super::ops::{Api, DeleteOpts, ListOpts, PatchType, Target, WriteOpts};
@@ -144,6 +145,11 @@ async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>
         (&Method::GET, true, false) => "list",
         (&Method::GET, false, false) => "get",
         (&Method::POST, true, _) => "create",
+        (&Method::POST, false, _)
+            if target.subresource.as_deref() == Some(eviction::SUBRESOURCE) =>
+        {
+            "create"
+        }
         (&Method::PUT, false, _) => "update",
         (&Method::PATCH, false, _) => "patch",
         (&Method::DELETE, false, _) => "delete",
@@ -200,6 +206,13 @@ async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>
             } else {
                 Ok(ok(200, &obj))
             }
+        }
+        "create" if target.subresource.is_some() => {
+            let body = parse_any(&bytes)?;
+            Ok(ok(
+                201,
+                &eviction::evict(api, &target, &body, opts.dry_run)?,
+            ))
         }
         "create" => {
             let body = parse_body(&p, &bytes)?;
@@ -472,7 +485,9 @@ fn resolve(server: &Server, p: &Parsed) -> Result<(Target, bool), ApiError> {
             ),
         })?;
     if let Some(s) = sub {
-        let allowed = (s == "status" && def.status) || (s == "scale" && def.scale.is_some());
+        let allowed = (s == "status" && def.status)
+            || (s == "scale" && def.scale.is_some())
+            || (s == eviction::SUBRESOURCE && eviction::served(group, plural));
         if !allowed {
             return Err(ApiError::NotFound {
                 resource: def.storage.display(),

@@ -9,6 +9,7 @@ mod defaults;
 mod delete;
 mod discovery;
 pub mod error;
+mod eviction;
 mod faults;
 mod gc;
 mod http;

@@ -1,6 +1,7 @@
 //! End-to-end traffic-routed canary through the Gateway API: the controller moves an
 //! HTTPRoute's backend weights with the steps, back to 100 % stable at promotion, and the
-//! finalizer leaves all traffic on stable when the Rollout is deleted.
+//! finalizer leaves all traffic on stable when the Rollout is deleted; a router that cannot
+//! work shows as `TrafficRouting=False` on the status until it can.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,6 +31,53 @@ spec:
           type: object
           x-kubernetes-preserve-unknown-fields: true
 "#;
+
+async fn install_httproute_crd(h: &Harness) {
+    let crd: CustomResourceDefinition = serde_yaml::from_str(HTTPROUTE_CRD).unwrap();
+    Api::<CustomResourceDefinition>::all(h.client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+}
+
+async fn create_route(h: &Harness, ns: &str) {
+    let route: Value = serde_yaml::from_str(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop}
+spec:
+  parentRefs: [{name: public-gw}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}}]
+      backendRefs:
+        - {name: shop-stable, port: 80, weight: 100}
+        - {name: shop-canary, port: 80, weight: 0}
+"#,
+    )
+    .unwrap();
+    let route: DynamicObject = serde_json::from_value(route).unwrap();
+    route_api(h, ns)
+        .create(&PostParams::default(), &route)
+        .await
+        .unwrap();
+}
+
+fn gateway_canary_yaml(steps: &str) -> String {
+    canary_yaml("shop", 4, steps).replace(
+        "      maxSurge: 1\n",
+        "      trafficRouting:\n        gatewayAPI:\n          httpRoute: shop\n      maxSurge: 1\n",
+    )
+}
+
+fn traffic_condition(r: &sluice::crd::Rollout) -> Option<sluice::crd::RolloutCondition> {
+    r.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "TrafficRouting")
+        .cloned()
+}
 
 fn route_api(h: &Harness, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
@@ -61,38 +109,12 @@ fn weight_of(weights: &[(String, i64)], service: &str) -> i64 {
 #[tokio::test]
 async fn gateway_api_weights_follow_the_steps_and_return_to_stable() {
     let h = Harness::start().await;
-    let crd: CustomResourceDefinition = serde_yaml::from_str(HTTPROUTE_CRD).unwrap();
-    Api::<CustomResourceDefinition>::all(h.client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
+    install_httproute_crd(&h).await;
     let ns = "traffic";
     h.namespace(ns).await;
-    let route: Value = serde_yaml::from_str(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: shop}
-spec:
-  parentRefs: [{name: public-gw}]
-  rules:
-    - matches: [{path: {type: PathPrefix, value: /}}]
-      backendRefs:
-        - {name: shop-stable, port: 80, weight: 100}
-        - {name: shop-canary, port: 80, weight: 0}
-"#,
-    )
-    .unwrap();
-    let route: DynamicObject = serde_json::from_value(route).unwrap();
-    route_api(&h, ns)
-        .create(&PostParams::default(), &route)
-        .await
-        .unwrap();
+    create_route(&h, ns).await;
 
-    let yaml = canary_yaml("shop", 4, "        - setWeight: 30\n        - pause: {}\n").replace(
-        "      maxSurge: 1\n",
-        "      trafficRouting:\n        gatewayAPI:\n          httpRoute: shop\n      maxSurge: 1\n",
-    );
+    let yaml = gateway_canary_yaml("        - setWeight: 30\n        - pause: {}\n");
     let controller = h.controller();
     h.apply_yaml(ns, &yaml).await;
     let r = h
@@ -135,5 +157,55 @@ spec:
     .await;
     let w = weights(&h, ns).await;
     assert_eq!(weight_of(&w, "shop-stable"), 100, "{w:?}");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_route_is_a_traffic_routing_condition_until_it_exists() {
+    let h = Harness::start().await;
+    install_httproute_crd(&h).await;
+    let ns = "traffic-missing";
+    h.namespace(ns).await;
+    let controller = h.controller();
+    h.apply_yaml(
+        ns,
+        &gateway_canary_yaml("        - setWeight: 30\n        - pause: {}\n"),
+    )
+    .await;
+    let r = h
+        .wait_rollout(ns, "shop", "TrafficRouting=False", |r| {
+            traffic_condition(r).is_some_and(|c| c.status == "False")
+        })
+        .await;
+    let condition = traffic_condition(&r).unwrap();
+    let reason = condition.reason.clone().unwrap();
+    let message = condition.message.clone().unwrap();
+    assert_eq!(reason, "RoutingObjectNotFound", "{condition:?}");
+    assert!(
+        message.contains("shop"),
+        "the message names the route: {condition:?}"
+    );
+    assert_ne!(phase(&r), Some(RolloutPhase::Healthy), "{r:?}");
+    let events = events(&h, ns).await;
+    assert!(
+        events.iter().any(|(why, _)| *why == reason),
+        "a Warning Event with reason {reason}: {events:?}"
+    );
+
+    create_route(&h, ns).await;
+    h.wait_rollout(ns, "shop", "healthy with the condition gone", |r| {
+        phase(r) == Some(RolloutPhase::Healthy) && traffic_condition(r).is_none()
+    })
+    .await;
+    h.set_image(ns, "shop", "example/app:2").await;
+    let r = h
+        .wait_rollout(ns, "shop", "paused at 30 %", paused_on_step)
+        .await;
+    eventually("HTTPRoute at 70/30", || async {
+        let w = weights(&h, ns).await;
+        weight_of(&w, "shop-canary") == 30 && weight_of(&w, "shop-stable") == 70
+    })
+    .await;
+    assert!(traffic_condition(&r).is_none(), "{r:?}");
     controller.stop().await;
 }

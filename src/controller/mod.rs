@@ -25,6 +25,7 @@ pub mod observe;
 pub mod queue;
 pub mod reconcile;
 pub mod restart;
+pub mod routing_condition;
 pub mod routing_watch;
 pub mod run;
 pub mod status;

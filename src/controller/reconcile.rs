@@ -8,6 +8,7 @@ use super::context::Context;
 use super::events;
 use super::observe::{self, ObserveError};
 use super::restart::{self, RestartError};
+use super::routing_condition;
 use super::status::{self, StatusError};
 use crate::crd::{FIELD_MANAGER, Rollout, RolloutStatus};
 use crate::engine::{EventKind, EventNote};
@@ -66,6 +67,16 @@ impl ReconcileError {
         }
     }
 
+    /// The traffic router error this failure comes from, if any.
+    fn traffic(&self) -> Option<&TrafficError> {
+        match self {
+            Self::Routers(error) => Some(error),
+            Self::Observe(ObserveError::Verify(error)) => Some(error),
+            Self::Act(ActError::Traffic(error)) => Some(error),
+            _ => None,
+        }
+    }
+
     fn not_leader(&self) -> bool {
         self.category() == "NotLeader"
     }
@@ -114,12 +125,34 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
                     message: error_chain(error),
                 };
                 events::publish(&ctx, &rollout, &[note]).await;
+                if let Some(traffic) = error.traffic() {
+                    report_traffic_failure(&ctx, &rollout, traffic, &error_chain(error)).await;
+                }
             }
         }
         result
     }
     .instrument(span)
     .await
+}
+
+/// Record a failing router as `TrafficRouting=False` on the status; a failure to write it is
+/// logged only (the reconcile already failed and backs off).
+async fn report_traffic_failure(
+    ctx: &Context,
+    rollout: &Rollout,
+    error: &TrafficError,
+    message: &str,
+) {
+    match routing_condition::report(ctx, rollout, error, message).await {
+        Ok(Some(written)) => {
+            if let Ok(v) = written.parse::<u64>() {
+                ctx.remember(key(rollout), |m| m.last_written_version = Some(v));
+            }
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "recording the TrafficRouting condition failed"),
+    }
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

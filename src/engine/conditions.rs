@@ -30,6 +30,9 @@ pub mod names {
     pub const RECONCILING: &str = "Reconciling";
     /// kstatus Stalled.
     pub const STALLED: &str = "Stalled";
+    /// TrafficRouting=False while a traffic router fails; written by the controller when a
+    /// reconcile fails on a router, dropped by the next status the engine computes.
+    pub const TRAFFIC_ROUTING: &str = "TrafficRouting";
     /// Progressing=False after an abort.
     pub const ROLLOUT_ABORTED: &str = "RolloutAborted";
     /// Progressing=False after the deadline.
@@ -396,7 +399,8 @@ pub fn finish(p: &mut Plan, blue_green: bool, restarting: bool) {
         None,
     );
     kstatus(&mut out, &prev, phase, &message, now);
-    // Keep conditions other writers own (ReplicaFailure, ...); InvalidSpec is ours and gone.
+    // Keep conditions other writers own (ReplicaFailure, ...); InvalidSpec is ours and gone, and
+    // so is TrafficRouting: this decision is only written when every router call succeeded.
     for c in &prev {
         let ours = [
             PROGRESSING,
@@ -408,6 +412,7 @@ pub fn finish(p: &mut Plan, blue_green: bool, restarting: bool) {
             READY,
             RECONCILING,
             STALLED,
+            TRAFFIC_ROUTING,
         ];
         if !ours.contains(&c.type_.as_str()) {
             out.push(c.clone());

@@ -2,6 +2,7 @@
 //! stores observe reads from, the decision and router functions, metrics, the Event recorder
 //! and the leadership flag that gates every write. Builds nothing from the environment.
 
+use super::index::Index;
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use crate::crd::{AnalysisRun, Rollout};
@@ -54,6 +55,10 @@ pub struct Stores {
     pub analysis_runs: Store<AnalysisRun>,
     /// Deployments (targets of `workloadRef`).
     pub deployments: Store<Deployment>,
+    /// ReplicaSets by the uid of their controller owner.
+    pub replica_sets_by_owner: Index<ReplicaSet>,
+    /// AnalysisRuns by the uid of their controller owner.
+    pub analysis_runs_by_owner: Index<AnalysisRun>,
 }
 
 /// Settings of the controller that are not clients (from the CLI flags).

@@ -22,10 +22,15 @@ const SERIES_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 /// Namespace, Rollout, reason and message of a published Event.
 type EventKey = (String, String, &'static str, String);
 
+/// How often expired entries are swept out. A sweep visits every entry, so running it on each
+/// publish made publishing O(Events of the last five minutes); lookups check the age instead.
+const SWEEP_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
 /// Events published recently, to fold repeats into series.
 #[derive(Default)]
 pub struct EventCache {
     recent: Mutex<HashMap<EventKey, Published>>,
+    swept_at: Mutex<Option<jiff::Timestamp>>,
 }
 
 #[derive(Clone)]
@@ -80,8 +85,19 @@ async fn publish_one(
     );
     let previous = {
         let mut recent = ctx.events.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.retain(|_, p| now.duration_since(p.at) < SERIES_WINDOW);
-        recent.get(&key).cloned()
+        let mut swept_at = ctx
+            .events
+            .swept_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if swept_at.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY) {
+            recent.retain(|_, p| now.duration_since(p.at) < SERIES_WINDOW);
+            *swept_at = Some(now);
+        }
+        recent
+            .get(&key)
+            .filter(|p| now.duration_since(p.at) < SERIES_WINDOW)
+            .cloned()
     };
     if let Some(previous) = previous {
         let count = previous.count + 1;

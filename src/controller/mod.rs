@@ -4,7 +4,8 @@
 //! Pipeline per Rollout (`reconcile.rs`): guard (leadership, stale cache) → finalizer
 //! (`cleanup.rs`) → observe (`observe.rs`, from reflector stores) → decide (the engine, a pure
 //! function) → act (`act.rs`, each `Action` idempotently) → events (`events.rs`) → status
-//! (`status.rs`, one patch when changed). `run.rs` builds the watches, `leader.rs` the Lease
+//! (`status.rs`, one patch when changed). `run.rs` builds the watches, `index.rs` their reverse
+//! indexes (children by owner, Rollouts by the names they reference), `leader.rs` the Lease
 //! election, `metrics.rs` and `http.rs` the observability endpoints.
 
 pub mod act;
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod embedded;
 pub mod events;
 pub mod http;
+pub mod index;
 pub mod leader;
 pub mod metrics;
 pub mod observe;

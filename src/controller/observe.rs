@@ -65,13 +65,15 @@ pub fn observe(rollout: &Rollout, stores: &Stores) -> Result<Observed, ObserveEr
         .uid()
         .ok_or(ObserveError::Incomplete { field: "uid" })?;
 
+    // The owner index names the candidates; the owner reference is checked again on the cached
+    // object itself, so a lagging index can only make a child briefly invisible, never foreign.
     let mut replica_sets: Vec<ObservedReplicaSet> = stores
-        .replica_sets
-        .state()
+        .replica_sets_by_owner
+        .lookup(&namespace, &uid)
         .iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
+        .filter_map(|key| stores.replica_sets.get(key))
         .filter(|rs| is_controlled_by(rs.owner_references(), &uid))
-        .map(|rs| observe_replica_set(rs))
+        .map(|rs| observe_replica_set(&rs))
         .collect();
     replica_sets.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -90,12 +92,12 @@ pub fn observe(rollout: &Rollout, stores: &Stores) -> Result<Observed, ObserveEr
     }
 
     let mut analysis_runs: Vec<ObservedAnalysisRun> = stores
-        .analysis_runs
-        .state()
+        .analysis_runs_by_owner
+        .lookup(&namespace, &uid)
         .iter()
-        .filter(|run| run.namespace().as_deref() == Some(namespace.as_str()))
+        .filter_map(|key| stores.analysis_runs.get(key))
         .filter(|run| is_controlled_by(run.owner_references(), &uid))
-        .filter_map(|run| observe_analysis_run(run))
+        .filter_map(|run| observe_analysis_run(&run))
         .collect();
     analysis_runs.sort_by(|a, b| a.name.cmp(&b.name));
 

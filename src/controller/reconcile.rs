@@ -217,6 +217,10 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     let restart = restart::observe(ctx, rollout, &observed, now).await?;
     observed.pods_to_restart = restart.as_ref().map(|r| r.remaining);
     let decision = (ctx.decide)(rollout, &observed, now);
+    // kube-runtime counts a requeue from the end of the reconcile; the engine counted it from
+    // the clock read above, so the writes below would otherwise make every timer late by their
+    // round trips.
+    let decided = Instant::now();
 
     route_ctx.canary_hash = decision
         .status
@@ -246,7 +250,7 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         return Ok(Action::await_change());
     }
     Ok(match decision.requeue_after {
-        Some(after) => Action::requeue(after),
+        Some(after) => Action::requeue(after.saturating_sub(decided.elapsed())),
         None => Action::requeue(ctx.settings.safety_requeue),
     })
 }

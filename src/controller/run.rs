@@ -1,10 +1,12 @@
-//! The kube-runtime wiring: reflectors for ReplicaSets, AnalysisRuns, Services and Deployments,
-//! the `Controller` on Rollouts that owns the first two and maps the others back to the Rollouts
-//! naming them, re-reconciling everything when this replica becomes leader. Reads the API
-//! through watches only; all writes happen in the reconcile stages.
+//! The kube-runtime wiring: reflectors for Rollouts, ReplicaSets, AnalysisRuns, Services and
+//! Deployments (each cache trimmed to the fields observe reads, each feeding the reverse indexes
+//! of `index.rs`), the `Controller` on Rollouts that owns the children and maps Services and
+//! Deployments back to the Rollouts naming them, re-reconciling everything when this replica
+//! becomes leader. Reads the API through watches only; all writes happen in the reconcile stages.
 
 use super::backoff::{WatchBackoff, absorb_errors};
 use super::context::{Context, DecideFn, RoutersFn, Settings, Stores};
+use super::index::{Index, controller_uid};
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use super::observe::{ANALYSIS_KIND_LABEL, service_names};
@@ -12,13 +14,13 @@ use super::queue::Triggers;
 use super::reconcile::{error_policy, reconcile};
 use crate::crd::{AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::future::Future;
@@ -59,25 +61,97 @@ where
     }
 }
 
+/// The annotation `kubectl apply` keeps a full copy of the object in; nothing here reads it.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What every cache drops: `managedFields` and the last-applied copy, often larger than the rest
+/// of the object together.
+fn strip_metadata<K: Resource>(obj: &mut K) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// A reflector whose cache holds `trim`med objects and whose events also feed `indexes`, as a
+/// stream of touched objects (deletions included) for the controller's triggers.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
+    trim: fn(&mut K),
+    indexes: Vec<Index<K>>,
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
 )
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config))
+    let events = watcher(api, config)
+        .modify(move |obj| {
+            strip_metadata(obj);
+            trim(obj);
+        })
+        .map(move |event| {
+            if let Ok(event) = &event {
+                for index in &indexes {
+                    index.apply(event);
+                }
+            }
+            event
+        });
+    let stream = reflector::reflector(writer, events)
         .backoff(WatchBackoff::default())
         .touched_objects();
     (
         reader,
         absorb_errors(stream, K::kind(&Default::default()).into_owned()),
     )
+}
+
+fn keep_all<K>(_: &mut K) {}
+
+/// Observe reads a ReplicaSet's template, replicas and replica counts, never its conditions.
+fn trim_replica_set(rs: &mut ReplicaSet) {
+    if let Some(status) = rs.status.as_mut() {
+        *status = ReplicaSetStatus {
+            replicas: status.replicas,
+            ready_replicas: status.ready_replicas,
+            available_replicas: status.available_replicas,
+            ..ReplicaSetStatus::default()
+        };
+    }
+}
+
+/// Observe reads a Service's selector and annotations only.
+fn trim_service(svc: &mut Service) {
+    svc.spec = svc.spec.take().map(|spec| ServiceSpec {
+        selector: spec.selector,
+        ..ServiceSpec::default()
+    });
+    svc.status = None;
+}
+
+/// Observe reads a Deployment's template, replicas and generation only.
+fn trim_deployment(deploy: &mut Deployment) {
+    deploy.spec = deploy.spec.take().map(|spec| DeploymentSpec {
+        replicas: spec.replicas,
+        selector: spec.selector,
+        template: spec.template,
+        ..DeploymentSpec::default()
+    });
+    deploy.status = None;
+}
+
+fn workload_names(rollout: &Rollout) -> Vec<String> {
+    rollout
+        .spec
+        .workload_ref
+        .iter()
+        .map(|w| w.name.clone())
+        .collect()
 }
 
 /// The label selector for the Rollouts this instance reconciles.
@@ -104,37 +178,64 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
     let ns = ns.as_deref();
     let rollout_config =
         watcher::Config::default().labels(&rollout_selector(settings.instance_id.as_deref()));
-    // The Controller's own watch, built here so its events can be noted for the queue depth.
+    let by_service = Index::new(service_names);
+    let by_workload = Index::new(workload_names);
+    // The Controller's own watch, built here so its cache is trimmed, it feeds the indexes and
+    // its events are noted for the queue depth. As `Controller::new` does: applied objects only;
+    // deletion runs through the finalizer.
     let (rollouts, rollout_writer) = reflector::store();
     let triggers = Triggers::new(metrics.clone(), rollouts.clone());
     let noted = triggers.clone();
-    let rollout_stream = reflector::reflector(
-        rollout_writer,
-        watcher(api::<Rollout>(&client, ns), rollout_config),
-    )
-    .backoff(WatchBackoff::default())
-    .applied_objects()
-    .inspect(move |r| {
-        if let Ok(r) = r {
-            noted.rollout(r);
-        }
-    });
+    let indexes = [by_service.clone(), by_workload.clone()];
+    let events = watcher(api::<Rollout>(&client, ns), rollout_config)
+        .modify(strip_metadata)
+        .map(move |event| {
+            if let Ok(event) = &event {
+                for index in &indexes {
+                    index.apply(event);
+                }
+            }
+            event
+        });
+    let rollout_stream = reflector::reflector(rollout_writer, events)
+        .backoff(WatchBackoff::default())
+        .applied_objects()
+        .inspect(move |r| {
+            if let Ok(r) = r {
+                noted.rollout(r);
+            }
+        });
     let controller = Controller::for_stream(
         absorb_errors(rollout_stream, "Rollout".into()),
         rollouts.clone(),
     );
 
+    let replica_sets_by_owner = Index::new(controller_uid::<ReplicaSet>);
+    let analysis_runs_by_owner = Index::new(controller_uid::<AnalysisRun>);
     let (replica_sets, rs_stream) = reflect(
         api::<ReplicaSet>(&client, ns),
         watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
+        trim_replica_set,
+        vec![replica_sets_by_owner.clone()],
     );
     let (analysis_runs, run_stream) = reflect(
         api::<AnalysisRun>(&client, ns),
         watcher::Config::default().labels(ANALYSIS_KIND_LABEL),
+        keep_all,
+        vec![analysis_runs_by_owner.clone()],
     );
-    let (services, svc_stream) = reflect(api::<Service>(&client, ns), watcher::Config::default());
-    let (deployments, deploy_stream) =
-        reflect(api::<Deployment>(&client, ns), watcher::Config::default());
+    let (services, svc_stream) = reflect(
+        api::<Service>(&client, ns),
+        watcher::Config::default(),
+        trim_service,
+        Vec::new(),
+    );
+    let (deployments, deploy_stream) = reflect(
+        api::<Deployment>(&client, ns),
+        watcher::Config::default(),
+        trim_deployment,
+        Vec::new(),
+    );
 
     let stores = Stores {
         rollouts: rollouts.clone(),
@@ -142,6 +243,8 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         services: services.clone(),
         analysis_runs: analysis_runs.clone(),
         deployments: deployments.clone(),
+        replica_sets_by_owner,
+        analysis_runs_by_owner,
     };
     {
         let stores = stores.clone();
@@ -180,8 +283,6 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
             resource,
         );
     }
-    let svc_rollouts = rollouts.clone();
-    let deploy_rollouts = rollouts;
     let (t_rs, t_run, t_svc, t_deploy) = (
         triggers.clone(),
         triggers.clone(),
@@ -200,12 +301,10 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
             }
         }))
         .watches_stream(svc_stream, move |svc: Service| {
-            t_svc.mapped(rollouts_naming(&svc_rollouts, &svc, service_names))
+            t_svc.mapped(rollouts_naming(&by_service, &svc))
         })
         .watches_stream(deploy_stream, move |deploy: Deployment| {
-            t_deploy.mapped(rollouts_naming(&deploy_rollouts, &deploy, |r| {
-                r.spec.workload_ref.iter().map(|w| w.name.clone()).collect()
-            }))
+            t_deploy.mapped(rollouts_naming(&by_workload, &deploy))
         })
         .reconcile_all_on(became_leader)
         .trigger_backoff(WatchBackoff::default())
@@ -220,19 +319,11 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         .await;
 }
 
-/// The Rollouts in `obj`'s namespace whose `names` include `obj`'s name.
-fn rollouts_naming<K: Resource>(
-    rollouts: &Store<Rollout>,
-    obj: &K,
-    names: impl Fn(&Rollout) -> Vec<String>,
-) -> Vec<ObjectRef<Rollout>> {
-    let namespace = obj.namespace();
-    let name = obj.name_any();
-    rollouts
-        .state()
-        .iter()
-        .filter(|r| r.namespace() == namespace)
-        .filter(|r| names(r).contains(&name))
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
-        .collect()
+/// The Rollouts in `obj`'s namespace whose indexed names include `obj`'s name.
+fn rollouts_naming<K: Resource>(index: &Index<Rollout>, obj: &K) -> Vec<ObjectRef<Rollout>> {
+    let meta = obj.meta();
+    match (&meta.namespace, &meta.name) {
+        (Some(namespace), Some(name)) => index.lookup(namespace, name),
+        _ => Vec::new(),
+    }
 }

@@ -226,7 +226,12 @@ fn pause_passed(p: &mut Plan, b: &BlueGreen) -> bool {
         "Rollout paused before switching the active Service",
     );
     if timed {
-        let end = p.after(i64::from(b.auto_promotion_seconds));
+        let end = p
+            .stored_now()
+            .checked_add(SignedDuration::from_secs(i64::from(
+                b.auto_promotion_seconds,
+            )))
+            .unwrap_or(jiff::Timestamp::MAX);
         p.timer(end);
     }
     p.deadline_exempt = true;

@@ -167,13 +167,18 @@ fn step_loop(p: &mut Plan, c: &Canary) {
                     p.add_pause(PauseReason::CanaryPauseStep, &message);
                     if let Some(d) = duration {
                         let end = p
-                            .now
+                            .stored_now()
                             .checked_add(
                                 jiff::SignedDuration::try_from(*d)
                                     .unwrap_or(jiff::SignedDuration::MAX),
                             )
                             .unwrap_or(jiff::Timestamp::MAX);
-                        p.timer(end);
+                        // A sub-second pause may already be over: look again at once.
+                        let soonest = p
+                            .now
+                            .checked_add(jiff::SignedDuration::from_millis(1))
+                            .unwrap_or(p.now);
+                        p.timer(end.max(soonest));
                     }
                     false
                 }

@@ -229,12 +229,19 @@ impl<'a> Plan<'a> {
             .map(|c| c.start_time.0)
     }
 
+    /// `now` as a pause's `startTime` is stored: `metav1.Time` keeps whole seconds, so a pause
+    /// records this and its timer counts from it; counting from `now` would apply the next step
+    /// up to a second after the recorded start plus the duration.
+    pub fn stored_now(&self) -> Timestamp {
+        Timestamp::from_second(self.now.as_second()).unwrap_or(self.now)
+    }
+
     /// The controller pauses: adds the condition and `controllerPause`.
     pub fn add_pause(&mut self, reason: PauseReason, message: &str) {
         if !self.has_pause(reason) {
             self.status.pause_conditions.push(PauseCondition {
                 reason,
-                start_time: Time(self.now),
+                start_time: Time(self.stored_now()),
             });
             self.status.controller_pause = true;
             self.event(EventKind::Normal, "RolloutPaused", message.to_string());

@@ -34,12 +34,7 @@ async fn at_analysis_step(h: &Harness, ns: &str, name: &str) -> (Rollout, Analys
         .await
         .unwrap();
     h.apply_yaml(ns, &canary_yaml(name, 2, STEPS)).await;
-    let r = h
-        .wait_rollout(ns, name, "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    let v1 = stable_hash(&r).unwrap();
+    let v1 = h.first_revision_healthy(ns, name).await;
     h.set_image(ns, name, "example/app:2").await;
     let r = h
         .wait_rollout(ns, name, "at the analysis step", |r| {

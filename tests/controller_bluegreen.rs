@@ -7,17 +7,12 @@ mod controller_support;
 
 use controller_support::*;
 use serde_json::json;
-use sluice::crd::{PauseReason, RolloutPhase};
+use sluice::crd::PauseReason;
 
 async fn deployed(h: &Harness, ns: &str, name: &str, extra: &str) -> String {
     h.namespace(ns).await;
     h.apply_yaml(ns, &bluegreen_yaml(name, 3, extra)).await;
-    let r = h
-        .wait_rollout(ns, name, "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    let v1 = stable_hash(&r).unwrap();
+    let v1 = h.first_revision_healthy(ns, name).await;
     let active = format!("{name}-active");
     eventually("active selects v1", || async {
         h.service_hash(ns, &active).await.as_deref() == Some(v1.as_str())

@@ -15,12 +15,7 @@ const STEPS: &str = "        - setWeight: 20\n        - pause: {}\n        - set
 async fn deployed(h: &Harness, ns: &str, name: &str, replicas: i32) -> String {
     h.namespace(ns).await;
     h.apply_yaml(ns, &canary_yaml(name, replicas, STEPS)).await;
-    let r = h
-        .wait_rollout(ns, name, "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    stable_hash(&r).unwrap()
+    h.first_revision_healthy(ns, name).await
 }
 
 #[tokio::test]

@@ -21,12 +21,7 @@ async fn crash_looping_canary_aborts_at_the_progress_deadline() {
     let (ns, name) = ("deadline", "api");
     h.namespace(ns).await;
     h.apply_yaml(ns, &canary_yaml(name, 3, STEPS)).await;
-    let r = h
-        .wait_rollout(ns, name, "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    let v1 = stable_hash(&r).unwrap();
+    let v1 = h.first_revision_healthy(ns, name).await;
     h.patch_spec(
         ns,
         name,
@@ -34,6 +29,7 @@ async fn crash_looping_canary_aborts_at_the_progress_deadline() {
     )
     .await;
     // The new revision's pods crash-loop in the playground.
+    let r = h.rollout(ns, name).await;
     let mut template = r.spec.template.clone().unwrap();
     template.spec.as_mut().unwrap().containers[0].image = Some("example/app:broken".into());
     template
@@ -131,12 +127,7 @@ async fn scale_events_during_and_after_a_rollout() {
     let (ns, name) = ("scaling", "api");
     h.namespace(ns).await;
     h.apply_yaml(ns, &canary_yaml(name, 4, STEPS)).await;
-    let r = h
-        .wait_rollout(ns, name, "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    let v1 = stable_hash(&r).unwrap();
+    let v1 = h.first_revision_healthy(ns, name).await;
     h.set_image(ns, name, "example/app:2").await;
     let r = h
         .wait_rollout(ns, name, "paused at step 1", |r| {

@@ -53,12 +53,7 @@ async fn metrics_count_every_api_request_and_export_the_queue_depth() {
         &canary_yaml(name, 2, "        - setWeight: 50\n        - pause: {}\n"),
     )
     .await;
-    let r = h
-        .wait_rollout(ns, name, "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    let v1 = stable_hash(&r).unwrap();
+    let v1 = h.first_revision_healthy(ns, name).await;
     h.set_image(ns, name, "example/app:2").await;
     h.wait_rollout(ns, name, "paused at step 1", |r| {
         paused_on_step(r) && current_hash(r).is_some_and(|c| c != v1)

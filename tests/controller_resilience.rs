@@ -12,7 +12,6 @@ use kube::api::{Api, DeleteParams};
 use serde_json::json;
 use sluice::controller::LeaseSettings;
 use sluice::controller::embedded::EmbeddedOptions;
-use sluice::crd::RolloutPhase;
 use sluice::engine::MANAGED_BY_ANNOTATION;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,12 +21,7 @@ const TIMED_STEPS: &str = "        - setWeight: 20\n        - pause: {duration: 
 async fn deployed(h: &Harness, ns: &str, name: &str, steps: &str) -> String {
     h.namespace(ns).await;
     h.apply_yaml(ns, &canary_yaml(name, 3, steps)).await;
-    let r = h
-        .wait_rollout(ns, name, "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    stable_hash(&r).unwrap()
+    h.first_revision_healthy(ns, name).await
 }
 
 /// No step-completed Event appears twice: steps were neither repeated nor skipped.

@@ -117,12 +117,7 @@ async fn gateway_api_weights_follow_the_steps_and_return_to_stable() {
     let yaml = gateway_canary_yaml("        - setWeight: 30\n        - pause: {}\n");
     let controller = h.controller();
     h.apply_yaml(ns, &yaml).await;
-    let r = h
-        .wait_rollout(ns, "shop", "first revision healthy", |r| {
-            phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-        })
-        .await;
-    let v1 = stable_hash(&r).unwrap();
+    let v1 = h.first_revision_healthy(ns, "shop").await;
 
     h.set_image(ns, "shop", "example/app:2").await;
     let r = h

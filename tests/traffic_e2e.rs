@@ -24,6 +24,22 @@ use std::time::Duration;
 use traffic_common::{create_object, install_routing_crds, kubectl_json};
 use traffic_e2e_support::*;
 
+/// The controller with the example plugin registered as `example/gateway` at `address`: the
+/// controller's registry says where a plugin lives, a Rollout names it only.
+fn controller_with_plugin(h: &Harness, address: &str) -> sluice::controller::embedded::Embedded {
+    let settings = sluice::controller::Settings {
+        traffic_plugins: sluice::traffic::PluginRegistry::parse(&[format!(
+            "example/gateway={address}"
+        )])
+        .unwrap(),
+        ..Default::default()
+    };
+    h.controller_with(sluice::controller::embedded::EmbeddedOptions {
+        settings,
+        ..Default::default()
+    })
+}
+
 #[tokio::test]
 async fn gateway_api_rollout_walks_its_steps_and_aborts() {
     let route = json!({
@@ -266,18 +282,7 @@ async fn example_plugin_rollout_walks_its_steps_and_aborts() {
 
     let ns = "e2e-plugin";
     let h = Harness::start().await;
-    // The controller's registry says where the plugin lives; the Rollout names it only.
-    let settings = sluice::controller::Settings {
-        traffic_plugins: sluice::traffic::PluginRegistry::parse(&[format!(
-            "example/gateway={address}"
-        )])
-        .unwrap(),
-        ..Default::default()
-    };
-    let controller = h.controller_with(sluice::controller::embedded::EmbeddedOptions {
-        settings,
-        ..Default::default()
-    });
+    let controller = controller_with_plugin(&h, &address);
     h.namespace(ns).await;
     let routing = "        plugins:\n          example/gateway:\n            config:\n              route: {apiVersion: gateway.networking.k8s.io/v1, kind: HTTPRoute, metadata: {name: web}, spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: web-stable, port: 80, weight: 100}, {name: web-canary, port: 80, weight: 0}]}]}}\n";
     h.apply_yaml(ns, &rollout_yaml(routing)).await;
@@ -587,17 +592,7 @@ async fn every_traffic_example_works_under_the_controller() {
     tokio::spawn(async move { axum::serve(listener, plugin_router::app()).await.unwrap() });
     let h = Harness::start().await;
     install_routing_crds(&h.client).await;
-    let settings = sluice::controller::Settings {
-        traffic_plugins: sluice::traffic::PluginRegistry::parse(&[format!(
-            "example/gateway={address}"
-        )])
-        .unwrap(),
-        ..Default::default()
-    };
-    let controller = h.controller_with(sluice::controller::embedded::EmbeddedOptions {
-        settings,
-        ..Default::default()
-    });
+    let controller = controller_with_plugin(&h, &address);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traffic");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -74,6 +74,32 @@ fn strip_metadata<K: Resource>(obj: &mut K) {
     }
 }
 
+/// The watch events of `api`, every object trimmed (`strip_metadata`, then `trim`) and every
+/// event fed to `indexes` on its way to the reflector.
+fn trimmed_events<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: fn(&mut K),
+    indexes: Vec<Index<K>>,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    watcher(api, config)
+        .modify(move |obj| {
+            strip_metadata(obj);
+            trim(obj);
+        })
+        .map(move |event| {
+            if let Ok(event) = &event {
+                for index in &indexes {
+                    index.apply(event);
+                }
+            }
+            event
+        })
+}
+
 /// A reflector whose cache holds `trim`med objects and whose events also feed `indexes`, as a
 /// stream of touched objects (deletions included) for the controller's triggers.
 fn reflect<K>(
@@ -89,19 +115,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let events = watcher(api, config)
-        .modify(move |obj| {
-            strip_metadata(obj);
-            trim(obj);
-        })
-        .map(move |event| {
-            if let Ok(event) = &event {
-                for index in &indexes {
-                    index.apply(event);
-                }
-            }
-            event
-        });
+    let events = trimmed_events(api, config, trim, indexes);
     let stream = reflector::reflector(writer, events)
         .backoff(WatchBackoff::default())
         .touched_objects();
@@ -186,17 +200,12 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
     let (rollouts, rollout_writer) = reflector::store();
     let triggers = Triggers::new(metrics.clone(), rollouts.clone());
     let noted = triggers.clone();
-    let indexes = [by_service.clone(), by_workload.clone()];
-    let events = watcher(api::<Rollout>(&client, ns), rollout_config)
-        .modify(strip_metadata)
-        .map(move |event| {
-            if let Ok(event) = &event {
-                for index in &indexes {
-                    index.apply(event);
-                }
-            }
-            event
-        });
+    let events = trimmed_events(
+        api::<Rollout>(&client, ns),
+        rollout_config,
+        keep_all,
+        vec![by_service.clone(), by_workload.clone()],
+    );
     let rollout_stream = reflector::reflector(rollout_writer, events)
         .backoff(WatchBackoff::default())
         .applied_objects()

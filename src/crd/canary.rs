@@ -98,8 +98,11 @@ pub struct CanaryStep {
 }
 
 /// A pause step.
+// `string()` of an int is its digits (a negative one starts with `-` and fails the pattern), so
+// one pattern checks both forms; `type()` would say the same, but kube's CEL evaluator, which the
+// playground enforces rules with, lacks it.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[x_kube(validation = Rule::new("!has(self.duration) || (type(self.duration) == int ? self.duration >= 0 : self.duration.matches('^([0-9]+|([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+)$'))").message("pause.duration must be a whole number of seconds or a duration such as 30s, 5m, 1h30m"))]
+#[x_kube(validation = Rule::new("!has(self.duration) || string(self.duration).matches('^([0-9]+|([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+)$')").message("pause.duration must be a whole number of seconds or a duration such as 30s, 5m, 1h30m"))]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutPause {
     /// How long to pause: a number of seconds, or a string with units (`30s`, `5m`, `1h30m`).

@@ -103,6 +103,16 @@ impl Harness {
         self.rollouts(ns).get(name).await.unwrap()
     }
 
+    /// Wait until the Rollout's first revision is Healthy; its pod-template hash.
+    pub async fn first_revision_healthy(&self, ns: &str, name: &str) -> String {
+        let r = self
+            .wait_rollout(ns, name, "first revision healthy", |r| {
+                phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
+            })
+            .await;
+        stable_hash(&r).unwrap()
+    }
+
     /// Wait (bounded) until `check` holds for the Rollout; fail printing its status.
     pub async fn wait_rollout(
         &self,

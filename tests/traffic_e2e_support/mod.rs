@@ -109,12 +109,7 @@ impl Walk {
             &format!("      trafficRouting:\n{routing}      steps:\n"),
         );
         h.apply_yaml(ns, &yaml).await;
-        let r = h
-            .wait_rollout(ns, "web", "first revision healthy", |r| {
-                phase(r) == Some(RolloutPhase::Healthy) && stable_hash(r).is_some()
-            })
-            .await;
-        let v1 = stable_hash(&r).unwrap();
+        let v1 = h.first_revision_healthy(ns, "web").await;
         Self {
             h,
             controller,

@@ -593,12 +593,7 @@ async fn every_traffic_example_works_under_the_controller() {
     let h = Harness::start().await;
     install_routing_crds(&h.client).await;
     let controller = controller_with_plugin(&h, &address);
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traffic");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = traffic_common::traffic_examples();
     let mut providers = std::collections::BTreeSet::new();
     for (i, file) in files.iter().enumerate() {
         let ns: &'static str = Box::leak(format!("example-{i}").into_boxed_str());

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use sluice::crd::{
     HeaderRoutingMatch, NginxTrafficRouting, SetHeaderRoute, SetMirrorRoute, StringMatch,
 };
+use sluice::traffic::TrafficError;
 use sluice::traffic::nginx::{self, Desired};
 use sluice::traffic::split::Services;
-use sluice::traffic::{TrafficError, routers_for};
-use traffic_common::{assert_valid_ingress, ctx, offline_client, rollout, weights, yaml};
+use traffic_common::{assert_valid_ingress, ctx, rollout, weights, yaml};
 
 fn svc() -> Services {
     Services {
@@ -304,13 +304,7 @@ fn foreign_canary_ingress_and_missing_stable_backend_are_refused() {
 #[tokio::test]
 async fn baseline_and_mirror_are_clear_errors() {
     let r = rollout("managedRoutes: [{name: m}]\nnginx: {stableIngress: shop}");
-    let routers = routers_for(
-        &r,
-        offline_client(),
-        reqwest::Client::new(),
-        &Default::default(),
-    )
-    .unwrap();
+    let routers = traffic_common::offline_routers(&r);
     let c = ctx(r);
     let err = routers[0]
         .set_weight(&c, &weights(20, &[("shop-baseline", 20)]))

@@ -622,12 +622,7 @@ spec:
 #[tokio::test]
 async fn every_traffic_example_is_accepted_by_kubectl_apply() {
     let pg = start().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/traffic");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
+    let files = traffic_common::traffic_examples();
     assert!(files.len() >= 6, "{files:?}");
     for (i, file) in files.iter().enumerate() {
         let ns = format!("example-{i}");

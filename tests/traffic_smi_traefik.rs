@@ -10,8 +10,8 @@ mod traffic_common;
 use serde_json::{Value, json};
 use sluice::crd::{SetHeaderRoute, SetMirrorRoute, SmiApiVersion, SmiTrafficRouting};
 use sluice::traffic::split::{Services, Split};
-use sluice::traffic::{TrafficError, routers_for, smi, traefik};
-use traffic_common::{assert_valid, ctx, offline_client, rollout, weights, yaml};
+use sluice::traffic::{TrafficError, smi, traefik};
+use traffic_common::{assert_valid, ctx, rollout, weights, yaml};
 
 fn svc() -> Services {
     Services {
@@ -231,13 +231,7 @@ async fn smi_and_traefik_refuse_header_and_mirror_routes_and_removal_is_a_no_op(
     let r = rollout(
         "managedRoutes: [{name: hdr}]\nsmi: {}\ntraefik: {weightedTraefikServiceName: shop-weighted}",
     );
-    let routers = routers_for(
-        &r,
-        offline_client(),
-        reqwest::Client::new(),
-        &Default::default(),
-    )
-    .unwrap();
+    let routers = traffic_common::offline_routers(&r);
     let names: Vec<&str> = routers.iter().map(|r| r.name()).collect();
     assert_eq!(names, ["smi", "traefik"]);
     let c = ctx(r);

@@ -197,6 +197,29 @@ pub fn offline_client() -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
+/// The routers `rollout` configures, with no plugin registered and a client that is never
+/// reached.
+pub fn offline_routers(rollout: &Rollout) -> Vec<Box<dyn sluice::traffic::TrafficRouter>> {
+    sluice::traffic::routers_for(
+        rollout,
+        offline_client(),
+        reqwest::Client::new(),
+        &Default::default(),
+    )
+    .unwrap()
+}
+
+/// The example Rollouts of `examples/traffic/`, sorted by file name.
+pub fn traffic_examples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/traffic");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// The upstream routing CRDs the routers write to, as they are installed in a cluster.
 pub const ROUTING_CRDS: [&str; 6] = [
     "gateway-api-httproute.yaml",

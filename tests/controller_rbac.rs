@@ -10,9 +10,8 @@ mod controller_support;
 
 use controller_support::*;
 use http::Request;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
-use serde_json::{Value, json};
+use kube::api::DeleteParams;
+use serde_json::json;
 use sluice::controller::embedded::{Embedded, EmbeddedOptions};
 use sluice::crd::RolloutPhase;
 use std::collections::BTreeSet;
@@ -108,52 +107,10 @@ fn recording(client: kube::Client) -> (kube::Client, Arc<Mutex<BTreeSet<Access>>
     (kube::Client::new(send, namespace), seen)
 }
 
-const HTTPROUTE_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: httproutes.gateway.networking.k8s.io}
-spec:
-  group: gateway.networking.k8s.io
-  scope: Namespaced
-  names: {plural: httproutes, singular: httproute, kind: HTTPRoute, listKind: HTTPRouteList}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      subresources: {status: {}}
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"#;
-
 async fn traffic_routed_canary(h: &Harness, ns: &str) {
-    let crd: CustomResourceDefinition = serde_yaml::from_str(HTTPROUTE_CRD).unwrap();
-    Api::<CustomResourceDefinition>::all(h.client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    let routes: Api<DynamicObject> =
-        Api::namespaced_with(h.client.clone(), ns, &ApiResource::from_gvk(&gvk));
-    let route: Value = json!({
-        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-        "metadata": {"name": "shop"},
-        "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [
-            {"name": "shop-stable", "port": 80, "weight": 100},
-            {"name": "shop-canary", "port": 80, "weight": 0}]}]},
-    });
-    routes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(route).unwrap(),
-        )
-        .await
-        .unwrap();
-    let yaml = canary_yaml("shop", 3, "        - setWeight: 30\n        - pause: {}\n").replace(
-        "      maxSurge: 1\n",
-        "      trafficRouting:\n        gatewayAPI:\n          httpRoute: shop\n      maxSurge: 1\n",
-    );
+    h.install_httproute_crd().await;
+    h.create_shop_route(ns).await;
+    let yaml = gateway_canary_yaml(3, "        - setWeight: 30\n        - pause: {}\n");
     h.apply_yaml(ns, &yaml).await;
     let v1 = h.first_revision_healthy(ns, "shop").await;
     h.set_image(ns, "shop", "example/app:2").await;

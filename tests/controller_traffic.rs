@@ -8,67 +8,9 @@
 mod controller_support;
 
 use controller_support::*;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
-use serde_json::{Value, json};
+use kube::api::DeleteParams;
+use serde_json::json;
 use sluice::crd::RolloutPhase;
-
-const HTTPROUTE_CRD: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: httproutes.gateway.networking.k8s.io}
-spec:
-  group: gateway.networking.k8s.io
-  scope: Namespaced
-  names: {plural: httproutes, singular: httproute, kind: HTTPRoute, listKind: HTTPRouteList}
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      subresources: {status: {}}
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"#;
-
-async fn install_httproute_crd(h: &Harness) {
-    let crd: CustomResourceDefinition = serde_yaml::from_str(HTTPROUTE_CRD).unwrap();
-    Api::<CustomResourceDefinition>::all(h.client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .unwrap();
-}
-
-async fn create_route(h: &Harness, ns: &str) {
-    let route: Value = serde_yaml::from_str(
-        r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: shop}
-spec:
-  parentRefs: [{name: public-gw}]
-  rules:
-    - matches: [{path: {type: PathPrefix, value: /}}]
-      backendRefs:
-        - {name: shop-stable, port: 80, weight: 100}
-        - {name: shop-canary, port: 80, weight: 0}
-"#,
-    )
-    .unwrap();
-    let route: DynamicObject = serde_json::from_value(route).unwrap();
-    route_api(h, ns)
-        .create(&PostParams::default(), &route)
-        .await
-        .unwrap();
-}
-
-fn gateway_canary_yaml(steps: &str) -> String {
-    canary_yaml("shop", 4, steps).replace(
-        "      maxSurge: 1\n",
-        "      trafficRouting:\n        gatewayAPI:\n          httpRoute: shop\n      maxSurge: 1\n",
-    )
-}
 
 fn traffic_condition(r: &sluice::crd::Rollout) -> Option<sluice::crd::RolloutCondition> {
     r.status
@@ -79,13 +21,8 @@ fn traffic_condition(r: &sluice::crd::Rollout) -> Option<sluice::crd::RolloutCon
         .cloned()
 }
 
-fn route_api(h: &Harness, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    Api::namespaced_with(h.client.clone(), ns, &ApiResource::from_gvk(&gvk))
-}
-
 async fn weights(h: &Harness, ns: &str) -> Vec<(String, i64)> {
-    let route = route_api(h, ns).get("shop").await.unwrap();
+    let route = shop_route_api(h, ns).get("shop").await.unwrap();
     route.data["spec"]["rules"][0]["backendRefs"]
         .as_array()
         .unwrap()
@@ -109,12 +46,12 @@ fn weight_of(weights: &[(String, i64)], service: &str) -> i64 {
 #[tokio::test]
 async fn gateway_api_weights_follow_the_steps_and_return_to_stable() {
     let h = Harness::start().await;
-    install_httproute_crd(&h).await;
+    h.install_httproute_crd().await;
     let ns = "traffic";
     h.namespace(ns).await;
-    create_route(&h, ns).await;
+    h.create_shop_route(ns).await;
 
-    let yaml = gateway_canary_yaml("        - setWeight: 30\n        - pause: {}\n");
+    let yaml = gateway_canary_yaml(4, "        - setWeight: 30\n        - pause: {}\n");
     let controller = h.controller();
     h.apply_yaml(ns, &yaml).await;
     let v1 = h.first_revision_healthy(ns, "shop").await;
@@ -158,13 +95,13 @@ async fn gateway_api_weights_follow_the_steps_and_return_to_stable() {
 #[tokio::test]
 async fn a_missing_route_is_a_traffic_routing_condition_until_it_exists() {
     let h = Harness::start().await;
-    install_httproute_crd(&h).await;
+    h.install_httproute_crd().await;
     let ns = "traffic-missing";
     h.namespace(ns).await;
     let controller = h.controller();
     h.apply_yaml(
         ns,
-        &gateway_canary_yaml("        - setWeight: 30\n        - pause: {}\n"),
+        &gateway_canary_yaml(4, "        - setWeight: 30\n        - pause: {}\n"),
     )
     .await;
     let r = h
@@ -187,7 +124,7 @@ async fn a_missing_route_is_a_traffic_routing_condition_until_it_exists() {
         "a Warning Event with reason {reason}: {events:?}"
     );
 
-    create_route(&h, ns).await;
+    h.create_shop_route(ns).await;
     h.wait_rollout(ns, "shop", "healthy with the condition gone", |r| {
         phase(r) == Some(RolloutPhase::Healthy) && traffic_condition(r).is_none()
     })

@@ -7,7 +7,9 @@
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use sluice::controller::embedded::{Embedded, EmbeddedOptions};
@@ -101,6 +103,16 @@ impl Harness {
 
     pub async fn rollout(&self, ns: &str, name: &str) -> Rollout {
         self.rollouts(ns).get(name).await.unwrap()
+    }
+
+    /// Install a schemaless HTTPRoute CRD.
+    pub async fn install_httproute_crd(&self) {
+        install_httproute_crd(self).await;
+    }
+
+    /// Create the HTTPRoute `shop` in `ns` (all traffic on stable).
+    pub async fn create_shop_route(&self, ns: &str) {
+        create_shop_route(self, ns).await;
     }
 
     /// Wait until the Rollout's first revision is Healthy; its pod-template hash.
@@ -321,4 +333,70 @@ pub fn bluegreen_yaml(name: &str, replicas: i32, strategy_extra: &str) -> String
         "    blueGreen:\n      activeService: {active}\n      previewService: {preview}\n{strategy_extra}"
     );
     rollout_with_services(name, [&active, &preview], replicas, &strategy)
+}
+
+const HTTPROUTE_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: httproutes.gateway.networking.k8s.io}
+spec:
+  group: gateway.networking.k8s.io
+  scope: Namespaced
+  names: {plural: httproutes, singular: httproute, kind: HTTPRoute, listKind: HTTPRouteList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {status: {}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#;
+
+/// Install a schemaless HTTPRoute CRD (the routing tests read and write it as JSON).
+pub async fn install_httproute_crd(h: &Harness) {
+    let crd: CustomResourceDefinition = serde_yaml::from_str(HTTPROUTE_CRD).unwrap();
+    Api::<CustomResourceDefinition>::all(h.client.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+}
+
+/// Create the HTTPRoute `shop`: all traffic on `shop-stable`, `shop-canary` at 0.
+pub async fn create_shop_route(h: &Harness, ns: &str) {
+    let route: Value = serde_yaml::from_str(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop}
+spec:
+  parentRefs: [{name: public-gw}]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}}]
+      backendRefs:
+        - {name: shop-stable, port: 80, weight: 100}
+        - {name: shop-canary, port: 80, weight: 0}
+"#,
+    )
+    .unwrap();
+    let route: DynamicObject = serde_json::from_value(route).unwrap();
+    shop_route_api(h, ns)
+        .create(&PostParams::default(), &route)
+        .await
+        .unwrap();
+}
+
+/// The canary Rollout `shop` routed through the HTTPRoute `shop`.
+pub fn gateway_canary_yaml(replicas: i32, steps: &str) -> String {
+    canary_yaml("shop", replicas, steps).replace(
+        "      maxSurge: 1\n",
+        "      trafficRouting:\n        gatewayAPI:\n          httpRoute: shop\n      maxSurge: 1\n",
+    )
+}
+
+/// HTTPRoutes in `ns`.
+pub fn shop_route_api(h: &Harness, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(h.client.clone(), ns, &ApiResource::from_gvk(&gvk))
 }

@@ -5,6 +5,9 @@
 // Helpers outside `#[test]` functions unwrap too; clippy.toml only covers test bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod playground_common;
+use playground_common::eventually;
+
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent};
@@ -32,24 +35,6 @@ async fn start() -> PlaygroundHandle {
 }
 
 /// Poll `check` until it returns `Some`, or fail with `what` after 10 seconds.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn api_error(e: kube::Error) -> Box<kube::core::Status> {
     match e {
         kube::Error::Api(s) => s,

@@ -5,6 +5,9 @@
 // Helpers outside `#[test]` functions unwrap too; clippy.toml only covers test bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod playground_common;
+use playground_common::eventually;
+
 use serde_json::Value;
 use sluice::playground::{Playground, PlaygroundHandle, PlaygroundOptions};
 use std::process::{Output, Stdio};
@@ -87,24 +90,6 @@ fn names(list: &Value) -> Vec<String> {
         .iter()
         .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
         .collect()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 const APP: &str = r#"

@@ -5,6 +5,9 @@
 // Helpers outside `#[test]` functions unwrap too; clippy.toml only covers test bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod playground_common;
+use playground_common::eventually;
+
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
@@ -34,24 +37,6 @@ async fn start(rules: Vec<PodRule>) -> PlaygroundHandle {
     })
     .await
     .expect("playground starts")
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn deployment(name: &str, replicas: i32, labels: Value, strategy: Value) -> Deployment {

@@ -22,7 +22,7 @@ use sluice::traffic::{RouteContext, TrafficRouter, restore_stable, routers_for};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use traffic_common::{rollout, upstream_dir, weights, yaml};
+use traffic_common::{backend_weights, pairs, rollout, upstream_dir, weights, yaml};
 
 const NS: &str = "apps";
 
@@ -211,24 +211,6 @@ fn mirror_step() -> SetMirrorRoute {
     }
 }
 
-fn rule_weights(rule: &Value) -> Vec<(String, i64)> {
-    rule["backendRefs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            (
-                b["name"].as_str().unwrap().to_owned(),
-                b["weight"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect()
-}
-
-fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
-    list.iter().map(|(n, w)| ((*n).to_owned(), *w)).collect()
-}
-
 #[tokio::test]
 async fn gateway_api_httproute_through_the_api_server() {
     let pg = start().await;
@@ -261,7 +243,7 @@ spec:
     router.set_weight(&ctx, &weights(20, &[])).await.unwrap();
     let got = get_json(&pg, "httproutes", "shop").await;
     assert_eq!(
-        rule_weights(&got["spec"]["rules"][0]),
+        backend_weights(&got["spec"]["rules"][0]),
         pairs(&[("shop-stable", 80), ("shop-canary", 20)]),
         "{got:#}"
     );
@@ -327,7 +309,7 @@ spec:
     assert_eq!(pg.faults().pending(), 0);
     let got = get_json(&pg, "httproutes", "shop").await;
     assert_eq!(
-        rule_weights(&got["spec"]["rules"][2]),
+        backend_weights(&got["spec"]["rules"][2]),
         pairs(&[
             ("shop-stable", 40),
             ("shop-canary", 50),

@@ -22,7 +22,9 @@ use sluice::traffic::{PluginRegistry, TrafficError, TrafficRouter, routers_for};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use traffic_common::{assert_valid, ctx, offline_client, rollout, weights, yaml};
+use traffic_common::{
+    assert_valid, backend_weights, ctx, offline_client, pairs, rollout, weights, yaml,
+};
 
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -97,24 +99,6 @@ async fn fetch(address: &str) -> Value {
         .unwrap()
 }
 
-fn backends(route: &Value, rule: usize) -> Vec<(String, i64)> {
-    route["spec"]["rules"][rule]["backendRefs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            (
-                b["name"].as_str().unwrap().to_owned(),
-                b["weight"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect()
-}
-
-fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
-    list.iter().map(|(n, w)| ((*n).to_owned(), *w)).collect()
-}
-
 #[tokio::test]
 async fn example_plugin_passes_the_router_checks() {
     const HTTP: &str = "gateway-api-httproute.yaml";
@@ -132,7 +116,7 @@ async fn example_plugin_passes_the_router_checks() {
         let route = fetch(&address).await;
         assert_valid(HTTP, "v1", &route);
         assert_eq!(
-            backends(&route, 0),
+            backend_weights(&route["spec"]["rules"][0]),
             pairs(&[("shop-stable", 100 - canary), ("shop-canary", canary)])
         );
         assert_eq!(router.verify_weight(&c, &w).await.unwrap(), Some(true));
@@ -149,7 +133,7 @@ async fn example_plugin_passes_the_router_checks() {
     let route = fetch(&address).await;
     assert_valid(HTTP, "v1", &route);
     assert_eq!(
-        backends(&route, 0),
+        backend_weights(&route["spec"]["rules"][0]),
         pairs(&[
             ("shop-stable", 60),
             ("shop-canary", 20),

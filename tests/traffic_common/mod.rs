@@ -197,6 +197,26 @@ pub fn offline_client() -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
+/// `(backend name, weight)` of a Gateway API rule's `backendRefs` (-1 for no weight).
+pub fn backend_weights(rule: &Value) -> Vec<(String, i64)> {
+    rule["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_owned(),
+                b["weight"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+/// Owned `(name, weight)` pairs, to compare with `backend_weights`.
+pub fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
+    list.iter().map(|(n, w)| ((*n).to_owned(), *w)).collect()
+}
+
 /// The routers `rollout` configures, with no plugin registered and a client that is never
 /// reached.
 pub fn offline_routers(rollout: &Rollout) -> Vec<Box<dyn sluice::traffic::TrafficRouter>> {

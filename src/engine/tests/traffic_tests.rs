@@ -16,6 +16,17 @@ fn scale(d: &Decision, name: &str) -> Option<i32> {
     })
 }
 
+/// The weights the decision asks the routers for (it must ask).
+fn set_weights(d: &Decision) -> TrafficWeights {
+    d.actions
+        .iter()
+        .find_map(|a| match a {
+            Action::SetWeights(w) => Some(w.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no SetWeights in {d:#?}"))
+}
+
 fn rs_name(image: &str) -> String {
     format!("{NAME}-{}", hash_of(image))
 }
@@ -62,14 +73,7 @@ fn traffic_routed_canary_uses_ceil_and_keeps_stable_full() {
         }),
         "{d:#?}"
     );
-    let weights = d
-        .actions
-        .iter()
-        .find_map(|a| match a {
-            Action::SetWeights(w) => Some(w.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let weights = set_weights(&d);
     assert_eq!((weights.canary.weight, weights.stable.weight), (15, 85));
     assert_eq!(
         weights.canary.pod_template_hash.as_deref(),
@@ -144,14 +148,7 @@ fn abort_traffic_routed_sends_all_traffic_to_stable_then_scales_canary_down_afte
         }),
         "{d:#?}"
     );
-    let weights = d
-        .actions
-        .iter()
-        .find_map(|a| match a {
-            Action::SetWeights(w) => Some(w.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let weights = set_weights(&d);
     assert_eq!((weights.canary.weight, weights.stable.weight), (0, 100));
     // The canary keeps its pods for abortScaleDownDelaySeconds (30 s), then goes to 0.
     assert_eq!(scale(&d, &rs_name("nginx:2")), None, "{d:#?}");
@@ -216,14 +213,7 @@ fn dynamic_stable_scale_shrinks_stable_with_weight() {
     );
     settle(&mut w.observed);
     let d = w.step().clone();
-    let weights = d
-        .actions
-        .iter()
-        .find_map(|a| match a {
-            Action::SetWeights(w) => Some(w.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let weights = set_weights(&d);
     assert_eq!((weights.canary.weight, weights.stable.weight), (0, 100));
 }
 
@@ -379,14 +369,7 @@ fn traffic_routed_new_revision_mid_rollout_resets_weight_before_moving_canary_se
     w.set_image("nginx:3");
     let d = w.step().clone();
     // v3 has no pods yet: traffic leaves v2 first; the canary Service stays on v2 meanwhile.
-    let weights = d
-        .actions
-        .iter()
-        .find_map(|a| match a {
-            Action::SetWeights(w) => Some(w.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let weights = set_weights(&d);
     assert_eq!(weights.canary.weight, 0, "{d:#?}");
     assert_eq!(w.selector_of("web-canary"), Some(h2.clone()));
     assert_eq!(

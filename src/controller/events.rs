@@ -40,18 +40,26 @@ struct Published {
     at: jiff::Timestamp,
 }
 
-/// Publish each note as an Event on the Rollout. Returns how many were written.
+/// Publish each note as an Event on the Rollout, all at once (they are independent writes; one
+/// at a time they held the reconcile's write slot for a round trip each). Returns how many were
+/// written.
 pub async fn publish(ctx: &Context, rollout: &Rollout, notes: &[EventNote]) -> u32 {
     let Some(namespace) = rollout.namespace() else {
         return 0;
     };
+    if notes.is_empty() || !ctx.leadership.is_leader() {
+        return 0;
+    }
     let api: Api<Event> = Api::namespaced(ctx.client.clone(), &namespace);
+    let results = futures::future::join_all(
+        notes
+            .iter()
+            .enumerate()
+            .map(|(i, note)| publish_one(ctx, &api, rollout, &namespace, note, i)),
+    )
+    .await;
     let mut written = 0;
-    for note in notes {
-        if !ctx.leadership.is_leader() {
-            break;
-        }
-        let result = publish_one(ctx, &api, rollout, &namespace, note).await;
+    for (note, result) in notes.iter().zip(results) {
         ctx.metrics.api_request(
             if result.as_ref().is_ok_and(|created| !created) {
                 "patch"
@@ -75,6 +83,7 @@ async fn publish_one(
     rollout: &Rollout,
     namespace: &str,
     note: &EventNote,
+    index: usize,
 ) -> Result<bool, kube::Error> {
     let now = jiff::Timestamp::now();
     let key = (
@@ -119,7 +128,12 @@ async fn publish_one(
             Err(error) => return Err(error),
         }
     }
-    let name = format!("{}.{:x}", rollout.name_any(), now.as_nanosecond());
+    // The note's index keeps the names of one reconcile's Events apart on a coarse clock.
+    let name = format!(
+        "{}.{:x}",
+        rollout.name_any(),
+        now.as_nanosecond() + i128::try_from(index).unwrap_or_default()
+    );
     let event = Event {
         metadata: ObjectMeta {
             name: Some(name.clone()),

@@ -5,7 +5,8 @@
 //! (`cleanup.rs`) → observe (`observe.rs`, from reflector stores) → decide (the engine, a pure
 //! function) → act (`act.rs`, each `Action` idempotently) → events (`events.rs`) → status
 //! (`status.rs`, one patch when changed). `run.rs` builds the watches, `index.rs` their reverse
-//! indexes (children by owner, Rollouts by the names they reference), `leader.rs` the Lease
+//! indexes (children by owner, Rollouts by the names they reference), `slots.rs` the write
+//! slots that bound API concurrency and let progress go first, `leader.rs` the Lease
 //! election, `metrics.rs` and `http.rs` the observability endpoints.
 
 pub mod act;
@@ -30,6 +31,7 @@ pub mod restart;
 pub mod routing_condition;
 pub mod routing_watch;
 pub mod run;
+pub mod slots;
 pub mod status;
 pub mod throttle;
 

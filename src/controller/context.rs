@@ -2,13 +2,14 @@
 //! stores observe reads from, the decision and router functions, metrics, the Event recorder
 //! and the leadership flag that gates every write. Builds nothing from the environment.
 
+use super::cache::CachedReplicaSet;
 use super::index::Index;
 use super::leader::Leadership;
 use super::metrics::Metrics;
 use crate::crd::{AnalysisRun, Rollout};
 use crate::engine::{Decision, Observed};
 use crate::traffic::{PluginRegistry, TrafficError, TrafficRouter};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
@@ -47,8 +48,8 @@ pub fn no_routers(
 pub struct Stores {
     /// Rollouts (the controller's own store).
     pub rollouts: Store<Rollout>,
-    /// ReplicaSets carrying the pod-template hash label.
-    pub replica_sets: Store<ReplicaSet>,
+    /// ReplicaSets carrying the pod-template hash label, compacted (`cache.rs`).
+    pub replica_sets: Store<CachedReplicaSet>,
     /// Services.
     pub services: Store<Service>,
     /// AnalysisRuns.
@@ -56,7 +57,7 @@ pub struct Stores {
     /// Deployments (targets of `workloadRef`).
     pub deployments: Store<Deployment>,
     /// ReplicaSets by the uid of their controller owner.
-    pub replica_sets_by_owner: Index<ReplicaSet>,
+    pub replica_sets_by_owner: Index<CachedReplicaSet>,
     /// AnalysisRuns by the uid of their controller owner.
     pub analysis_runs_by_owner: Index<AnalysisRun>,
 }

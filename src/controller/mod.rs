@@ -4,15 +4,17 @@
 //! Pipeline per Rollout (`reconcile.rs`): guard (leadership, stale cache) → finalizer
 //! (`cleanup.rs`) → observe (`observe.rs`, from reflector stores) → decide (the engine, a pure
 //! function) → act (`act.rs`, each `Action` idempotently) → events (`events.rs`) → status
-//! (`status.rs`, one patch when changed). `run.rs` builds the watches, `index.rs` their reverse
-//! indexes (children by owner, Rollouts by the names they reference), `slots.rs` the write
-//! slots that bound API concurrency and let progress go first, `leader.rs` the Lease
+//! (`status.rs`, one patch when changed). `run.rs` builds the watches (`cache.rs` the compact
+//! ReplicaSet they cache), `index.rs` their reverse indexes (children by owner, Rollouts by the
+//! names they reference), `slots.rs` the write slots that bound API concurrency and let progress
+//! go first, `leader.rs` the Lease
 //! election, `metrics.rs` and `http.rs` the observability endpoints.
 
 pub mod act;
 pub mod analysis_run;
 pub mod backoff;
 pub mod bench;
+pub mod cache;
 pub mod cleanup;
 pub mod cli;
 pub mod client_metrics;

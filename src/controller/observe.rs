@@ -2,15 +2,14 @@
 //! (owned ReplicaSets and AnalysisRuns, the Services the spec names, the `workloadRef`
 //! Deployment) and from the traffic routers' weight verification. Reads only; writes nothing.
 
+use super::cache::CachedReplicaSet;
 use super::context::Stores;
 use crate::crd::{AnalysisPhase, AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout, TrafficWeights};
 use crate::engine::{
     AnalysisKind, MANAGED_BY_ANNOTATION, Observed, ObservedAnalysisRun, ObservedReplicaSet,
-    ObservedService, ObservedWorkload, REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION,
+    ObservedService, ObservedWorkload,
 };
 use crate::traffic::{RouteContext, TrafficError, TrafficRouter};
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -145,28 +144,17 @@ pub fn service_names(rollout: &Rollout) -> Vec<String> {
     names
 }
 
-fn observe_replica_set(rs: &ReplicaSet) -> ObservedReplicaSet {
-    let spec = rs.spec.clone().unwrap_or_default();
-    let status = rs.status.clone().unwrap_or_default();
-    let mut template: PodTemplateSpec = spec.template.unwrap_or_default();
-    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove(POD_TEMPLATE_HASH_LABEL);
-    }
-    let annotations = rs.annotations();
+fn observe_replica_set(rs: &CachedReplicaSet) -> ObservedReplicaSet {
     ObservedReplicaSet {
         name: rs.name_any(),
-        pod_template_hash: rs.labels().get(POD_TEMPLATE_HASH_LABEL).cloned(),
-        template,
-        desired_replicas: spec.replicas.unwrap_or(1),
-        replicas: status.replicas,
-        ready_replicas: status.ready_replicas.unwrap_or_default(),
-        available_replicas: status.available_replicas.unwrap_or_default(),
-        revision: annotations
-            .get(REVISION_ANNOTATION)
-            .and_then(|r| r.parse().ok()),
-        scale_down_deadline: annotations
-            .get(SCALE_DOWN_DEADLINE_ANNOTATION)
-            .and_then(|d| d.parse().ok()),
+        pod_template_hash: rs.pod_template_hash.clone(),
+        template: rs.template,
+        desired_replicas: rs.desired_replicas.unwrap_or(1),
+        replicas: rs.replicas,
+        ready_replicas: rs.ready_replicas.unwrap_or_default(),
+        available_replicas: rs.available_replicas.unwrap_or_default(),
+        revision: rs.revision,
+        scale_down_deadline: rs.scale_down_deadline,
         created_at: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: rs.metadata.deletion_timestamp.is_some(),
     }

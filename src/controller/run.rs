@@ -5,6 +5,7 @@
 //! becomes leader. Reads the API through watches only; all writes happen in the reconcile stages.
 
 use super::backoff::{WatchBackoff, absorb_errors};
+use super::cache::CachedReplicaSet;
 use super::context::{Context, DecideFn, RoutersFn, Settings, Stores};
 use super::index::{Index, controller_uid};
 use super::leader::Leadership;
@@ -14,7 +15,7 @@ use super::queue::Triggers;
 use super::reconcile::{error_policy, reconcile};
 use crate::crd::{AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use kube::Resource;
 use kube::api::Api;
@@ -127,18 +128,6 @@ where
 
 fn keep_all<K>(_: &mut K) {}
 
-/// Observe reads a ReplicaSet's template, replicas and replica counts, never its conditions.
-fn trim_replica_set(rs: &mut ReplicaSet) {
-    if let Some(status) = rs.status.as_mut() {
-        *status = ReplicaSetStatus {
-            replicas: status.replicas,
-            ready_replicas: status.ready_replicas,
-            available_replicas: status.available_replicas,
-            ..ReplicaSetStatus::default()
-        };
-    }
-}
-
 /// Observe reads a Service's selector and annotations only.
 fn trim_service(svc: &mut Service) {
     svc.spec = svc.spec.take().map(|spec| ServiceSpec {
@@ -219,12 +208,13 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         rollouts.clone(),
     );
 
-    let replica_sets_by_owner = Index::new(controller_uid::<ReplicaSet>);
+    let replica_sets_by_owner = Index::new(controller_uid::<CachedReplicaSet>);
     let analysis_runs_by_owner = Index::new(controller_uid::<AnalysisRun>);
+    // Trimmed as it is deserialised (`cache.rs`): the template is kept as a digest only.
     let (replica_sets, rs_stream) = reflect(
-        api::<ReplicaSet>(&client, ns),
+        api::<CachedReplicaSet>(&client, ns),
         watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
-        trim_replica_set,
+        keep_all,
         vec![replica_sets_by_owner.clone()],
     );
     let (analysis_runs, run_stream) = reflect(

@@ -7,10 +7,15 @@
 //! 3. FNV-1a, 32 bit, over those bytes;
 //! 4. encode the 32-bit value as 7 characters of the alphabet `bcdfghjklmnpqrstvwxz2456789`
 //!    (no vowels, so no accidental words; base 27, least significant digit first).
+//!
+//! A `TemplateDigest` (SHA-256 of the canonical JSON of step 1) is what recognises a
+//! ReplicaSet's template: the controller caches it instead of the template itself.
 
 use crate::crd::{CanaryStep, POD_TEMPLATE_HASH_LABEL};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
 
 const ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
 const FNV_OFFSET: u32 = 0x811c_9dc5;
@@ -106,9 +111,27 @@ pub fn steps_hash(steps: &[CanaryStep]) -> String {
     safe_encode(fnv1a32(canonical_json(&steps).as_bytes()))
 }
 
-/// Two templates are the same revision when they are equal without the hash label.
-pub fn same_template(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
-    canonical_json(&strip_hash_label(a)) == canonical_json(&strip_hash_label(b))
+/// The SHA-256 of a pod template's canonical JSON without the hash label: two templates are
+/// the same revision exactly when their digests are equal (barring SHA-256 collisions).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TemplateDigest([u8; 32]);
+
+impl TemplateDigest {
+    /// The digest of `template`, ignoring its `rollouts-pod-template-hash` label.
+    pub fn of(template: &PodTemplateSpec) -> Self {
+        Self(Sha256::digest(canonical_json(&strip_hash_label(template)).as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for TemplateDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The first 8 bytes in hex tell digests apart in test output.
+        f.write_str("TemplateDigest(")?;
+        for byte in &self.0[..8] {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str("…)")
+    }
 }
 
 #[cfg(test)]
@@ -147,7 +170,11 @@ mod tests {
         assert_eq!(h, pod_template_hash(&plain, Some(0)));
         assert_ne!(h, pod_template_hash(&plain, Some(1)));
         assert_ne!(h, pod_template_hash(&template("nginx:2.0", None), None));
-        assert!(same_template(&plain, &labelled));
+        assert_eq!(TemplateDigest::of(&plain), TemplateDigest::of(&labelled));
+        assert_ne!(
+            TemplateDigest::of(&plain),
+            TemplateDigest::of(&template("nginx:2.0", None))
+        );
         // Pinned: changing the algorithm would redeploy every Rollout in every cluster.
         assert_eq!(h, pod_template_hash(&template("nginx:1.0", None), None));
         let _ = ObjectMeta::default();

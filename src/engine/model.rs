@@ -3,6 +3,7 @@
 //! does I/O; the controller's observe step builds `Observed` and its act step interprets each
 //! `Action`.
 
+use super::hash::TemplateDigest;
 use crate::crd::{
     AnalysisPhase, RolloutAnalysis, RolloutStatus, SetHeaderRoute, SetMirrorRoute, TrafficWeights,
 };
@@ -45,8 +46,8 @@ pub struct ObservedReplicaSet {
     pub name: String,
     /// Its `rollouts-pod-template-hash` label.
     pub pod_template_hash: Option<String>,
-    /// Its pod template, without the hash label, to recognise a rollback to it.
-    pub template: PodTemplateSpec,
+    /// The digest of its pod template (without the hash label), to recognise a rollback to it.
+    pub template: TemplateDigest,
     /// `spec.replicas`.
     pub desired_replicas: i32,
     /// `status.replicas`.

@@ -3,7 +3,7 @@
 //! (ReplicaSet identification, status reset, the pause protocol, abort, AnalysisRuns). It
 //! turns into `Action`s once, at the end, so each kind of change is emitted in a safe order.
 
-use super::hash::{pod_template_hash, same_template};
+use super::hash::{TemplateDigest, pod_template_hash};
 use super::model::{
     Action, AnalysisKind, EventKind, EventNote, Observed, ObservedAnalysisRun, ObservedReplicaSet,
 };
@@ -82,6 +82,7 @@ impl<'a> Plan<'a> {
         let mut status = prev.clone();
         let mut collision_count = prev.collision_count;
         let mut hash = pod_template_hash(&v.template, collision_count);
+        let digest = TemplateDigest::of(&v.template);
         let mut new_rs = None;
         for _ in 0..MAX_COLLISIONS {
             if let Some(rs) =
@@ -94,7 +95,7 @@ impl<'a> Plan<'a> {
             match live(observed).find(|rs| rs.name == name) {
                 // Our name is taken by a ReplicaSet of another template: bump the collision
                 // count so the hash, and so the name, changes.
-                Some(rs) if !same_template(&rs.template, &v.template) => {
+                Some(rs) if rs.template != digest => {
                     collision_count = Some(collision_count.unwrap_or(0) + 1);
                     hash = pod_template_hash(&v.template, collision_count);
                 }
@@ -108,9 +109,8 @@ impl<'a> Plan<'a> {
         // A ReplicaSet of the same template under another hash (for example created before a
         // collision bump) is still the new ReplicaSet: adopt its hash rather than duplicate it.
         if new_rs.is_none()
-            && let Some(rs) = live(observed).find(|rs| {
-                rs.pod_template_hash.is_some() && same_template(&rs.template, &v.template)
-            })
+            && let Some(rs) =
+                live(observed).find(|rs| rs.pod_template_hash.is_some() && rs.template == digest)
         {
             hash = rs.pod_template_hash.clone().unwrap_or(hash);
             new_rs = Some(rs);

@@ -2,6 +2,7 @@
 //! objects are written, but no pod has become available yet. `decide` uses it to run its
 //! planning passes to a fixpoint, and tests use it as their simulator.
 
+use super::hash::TemplateDigest;
 use super::model::{Action, Observed, ObservedAnalysisRun, ObservedReplicaSet};
 use crate::crd::{AnalysisPhase, POD_TEMPLATE_HASH_LABEL};
 
@@ -24,7 +25,7 @@ pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
                 observed.replica_sets.push(ObservedReplicaSet {
                     name: name.clone(),
                     pod_template_hash: Some(pod_template_hash.clone()),
-                    template: (**template).clone(),
+                    template: TemplateDigest::of(template),
                     desired_replicas: *replicas,
                     replicas: *replicas,
                     ready_replicas: 0,

@@ -3,7 +3,7 @@
 //! cluster would (pods become available only when `settle` says so).
 
 use crate::crd::*;
-use crate::engine::hash::pod_template_hash;
+use crate::engine::hash::{TemplateDigest, pod_template_hash};
 use crate::engine::*;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -235,7 +235,7 @@ pub fn rs(image: &str, replicas: i32, revision: i64) -> ObservedReplicaSet {
     ObservedReplicaSet {
         name: format!("{NAME}-{hash}"),
         pod_template_hash: Some(hash),
-        template: template(image),
+        template: TemplateDigest::of(&template(image)),
         desired_replicas: replicas,
         replicas,
         ready_replicas: replicas,

@@ -51,8 +51,7 @@ pub struct ControllerArgs {
     /// Requests above `--qps` allowed in a burst.
     #[arg(long, env = "SLUICE_BURST", default_value_t = 80)]
     pub burst: u32,
-    /// Reconciles calling the API server at once (ones that advance a Rollout go first; ones
-    /// that would change nothing need no slot).
+    /// Rollouts reconciled at once.
     #[arg(long, env = "SLUICE_CONCURRENCY", default_value_t = 10)]
     pub concurrency: u16,
     /// Elect a leader on a Lease so only one replica writes.

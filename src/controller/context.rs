@@ -121,8 +121,6 @@ pub struct Context {
     /// Per-Rollout bookkeeping: consecutive failures (for back-off) and the resourceVersion of
     /// the last status write (a guard against deciding on a stale cache).
     pub(crate) memory: Mutex<HashMap<(String, String), RolloutMemory>>,
-    /// The `--concurrency` slots reconciles write through, progress first.
-    pub slots: super::slots::WriteSlots,
 }
 
 /// What the controller remembers of one Rollout between reconciles. Only an optimisation: it is
@@ -147,7 +145,6 @@ impl Context {
         settings: Settings,
     ) -> Self {
         Self {
-            slots: super::slots::WriteSlots::new(usize::from(settings.concurrency)),
             events: super::events::EventCache::default(),
             client,
             http,

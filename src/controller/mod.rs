@@ -6,8 +6,7 @@
 //! function) → act (`act.rs`, each `Action` idempotently) → events (`events.rs`) → status
 //! (`status.rs`, one patch when changed). `run.rs` builds the watches (`cache.rs` the compact
 //! ReplicaSet they cache), `index.rs` their reverse indexes (children by owner, Rollouts by the
-//! names they reference), `slots.rs` the write slots that bound API concurrency and let progress
-//! go first, `leader.rs` the Lease
+//! names they reference), `leader.rs` the Lease
 //! election, `metrics.rs` and `http.rs` the observability endpoints.
 
 pub mod act;
@@ -33,7 +32,6 @@ pub mod restart;
 pub mod routing_condition;
 pub mod routing_watch;
 pub mod run;
-pub mod slots;
 pub mod status;
 pub mod throttle;
 

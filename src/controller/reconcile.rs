@@ -9,7 +9,6 @@ use super::events;
 use super::observe::{self, ObserveError};
 use super::restart::{self, RestartError};
 use super::routing_condition;
-use super::slots::{self, Lane};
 use super::status::{self, StatusError};
 use crate::crd::{FIELD_MANAGER, Rollout, RolloutStatus};
 use crate::engine::{EventKind, EventNote};
@@ -91,12 +90,6 @@ fn version(rollout: &Rollout) -> Option<u64> {
     rollout.resource_version()?.parse().ok()
 }
 
-/// Whether the cached Rollout is older than this controller's last write of it.
-fn stale(rollout: &Rollout, ctx: &Context) -> bool {
-    let last_written = ctx.remember(key(rollout), |m| m.last_written_version);
-    matches!((version(rollout), last_written), (Some(seen), Some(written)) if seen < written)
-}
-
 /// kube-runtime's reconcile callback.
 ///
 /// # Errors
@@ -108,12 +101,6 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
         namespace = %rollout.namespace().unwrap_or_default()
     );
     async move {
-        let lane = if stale(&rollout, &ctx) {
-            Lane::Idle
-        } else {
-            slots::lane(&ctx, &rollout, jiff::Timestamp::now())
-        };
-        let _slot = ctx.slots.acquire(lane).await;
         let started = Instant::now();
         let _in_flight = ctx.metrics.start();
         ctx.metrics.dequeued(
@@ -185,8 +172,11 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         return Ok(Action::await_change());
     }
     // Deciding on a Rollout older than our own last status write would redo a step.
-    if stale(rollout, ctx) {
-        tracing::debug!("cache older than last write; waiting");
+    let last_written = ctx.remember(key(rollout), |m| m.last_written_version);
+    if let (Some(seen), Some(written)) = (version(rollout), last_written)
+        && seen < written
+    {
+        tracing::debug!(seen, written, "cache older than last write; waiting");
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
 

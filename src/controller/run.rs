@@ -266,6 +266,7 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         }
     });
 
+    let concurrency = settings.concurrency;
     let ctx = Arc::new(Context::new(
         client, http, decide, routers, stores, metrics, leadership, settings,
     ));
@@ -306,9 +307,7 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         })
         .reconcile_all_on(became_leader)
         .trigger_backoff(WatchBackoff::default())
-        // Every triggered reconcile starts at once (one per Rollout at a time, kube-runtime's
-        // guarantee); `--concurrency` bounds the ones that call the API, in `slots.rs`.
-        .with_config(ControllerConfig::default().concurrency(0))
+        .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -589,21 +589,18 @@ fn crd_status(crd: &mut Value) {
 /// real server would evaluate them, so rejecting would be wrong and accepting is the lesser error.
 /// Each schema's rules are compiled once per thread, as the real server compiles them once per
 /// CRD (compiling on every write was 7 % of the playground's CPU in the scale bench).
-fn cel_causes(
-    schema: &Arc<Value>,
-    obj: &Value,
-    old: Option<&Value>,
-) -> Vec<super::error::Cause> {
+fn cel_causes(schema: &Arc<Value>, obj: &Value, old: Option<&Value>) -> Vec<super::error::Cause> {
     use kube::core::cel::{CompiledSchema, ErrorKind, Validator, compile_schema};
     use std::collections::HashMap;
     use std::rc::Rc;
     use std::sync::Weak;
+    type CompiledEntry = (Weak<Value>, Rc<CompiledSchema>);
     thread_local! {
         // Registering the Kubernetes CEL functions is costly: once per thread.
         static CEL: Validator = Validator::new();
         // By the schema's address; the `Weak` keeps that address from being reused for another
         // schema while the entry exists, and tells when the schema is gone.
-        static COMPILED: std::cell::RefCell<HashMap<usize, (Weak<Value>, Rc<CompiledSchema>)>> =
+        static COMPILED: std::cell::RefCell<HashMap<usize, CompiledEntry>> =
             std::cell::RefCell::new(HashMap::new());
     }
     let compiled = COMPILED.with(|cache| {

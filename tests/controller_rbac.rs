@@ -10,7 +10,6 @@ mod controller_support;
 
 use controller_support::*;
 use http::Request;
-use kube::api::DeleteParams;
 use serde_json::json;
 use sluice::controller::embedded::{Embedded, EmbeddedOptions};
 use sluice::crd::RolloutPhase;
@@ -146,14 +145,7 @@ async fn traffic_routed_canary(h: &Harness, ns: &str) {
     .await;
     assert!(healthy_at(&h.rollout(ns, "shop").await, &v2));
 
-    h.rollouts(ns)
-        .delete("shop", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("rollout deleted after clean-up", || async {
-        h.rollouts(ns).get_opt("shop").await.unwrap().is_none()
-    })
-    .await;
+    h.delete_rollout(ns, "shop").await;
 }
 
 async fn blue_green(h: &Harness, ns: &str) {

@@ -8,7 +8,7 @@ mod controller_support;
 
 use controller_support::*;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams};
+use kube::api::Api;
 use serde_json::json;
 use sluice::controller::LeaseSettings;
 use sluice::controller::embedded::EmbeddedOptions;
@@ -224,14 +224,7 @@ async fn deleting_a_rollout_runs_the_finalizer_and_releases_services() {
             .contains_key(MANAGED_BY_ANNOTATION)
     );
 
-    h.rollouts(ns)
-        .delete(name, &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("rollout gone", || async {
-        h.rollouts(ns).get_opt(name).await.unwrap().is_none()
-    })
-    .await;
+    h.delete_rollout(ns, name).await;
     let stable = services.get("web-stable").await.unwrap();
     assert!(
         !stable

@@ -8,7 +8,6 @@
 mod controller_support;
 
 use controller_support::*;
-use kube::api::DeleteParams;
 use serde_json::json;
 use sluice::crd::RolloutPhase;
 
@@ -79,14 +78,7 @@ async fn gateway_api_weights_follow_the_steps_and_return_to_stable() {
     })
     .await;
 
-    h.rollouts(ns)
-        .delete("shop", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("rollout deleted after clean-up", || async {
-        h.rollouts(ns).get_opt("shop").await.unwrap().is_none()
-    })
-    .await;
+    h.delete_rollout(ns, "shop").await;
     let w = weights(&h, ns).await;
     assert_eq!(weight_of(&w, "shop-stable"), 100, "{w:?}");
     controller.stop().await;

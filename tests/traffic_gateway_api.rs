@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sluice::crd::{HeaderRoutingMatch, RouteMatch, SetHeaderRoute, SetMirrorRoute, StringMatch};
 use sluice::traffic::gateway_api::{self, RouteKind};
 use sluice::traffic::split::{Services, Split};
-use traffic_common::{assert_valid, weights, yaml};
+use traffic_common::{assert_valid, backend_weights, weights, yaml};
 
 const HTTP: &str = "gateway-api-httproute.yaml";
 const GRPC: &str = "gateway-api-grpcroute.yaml";
@@ -66,17 +66,7 @@ spec:
 }
 
 fn backends(route: &Value, rule: usize) -> Vec<(String, i64)> {
-    route["spec"]["rules"][rule]["backendRefs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| {
-            (
-                b["name"].as_str().unwrap().to_owned(),
-                b["weight"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect()
+    backend_weights(&route["spec"]["rules"][rule])
 }
 
 fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {

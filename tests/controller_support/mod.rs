@@ -8,7 +8,8 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
 };
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -103,6 +104,19 @@ impl Harness {
 
     pub async fn rollout(&self, ns: &str, name: &str) -> Rollout {
         self.rollouts(ns).get(name).await.unwrap()
+    }
+
+    /// Delete a Rollout and wait until it is gone (the controller's finalizer ran its clean-up).
+    pub async fn delete_rollout(&self, ns: &str, name: &str) {
+        self.rollouts(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        eventually(
+            &format!("rollout {name} deleted after clean-up"),
+            || async { self.rollouts(ns).get_opt(name).await.unwrap().is_none() },
+        )
+        .await;
     }
 
     /// Install a schemaless HTTPRoute CRD.

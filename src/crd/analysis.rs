@@ -201,12 +201,19 @@ pub struct MetricProviderSpec {
     pub plugin: Option<BTreeMap<String, serde_json::Value>>,
 }
 
-/// A Prometheus query.
+/// A Prometheus query. The server is one an administrator registered with the controller
+/// (`--prometheus NAME=URL`): named by `server`, or given by an `address` equal to a registered
+/// URL, or the registered default when both are unset.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!(has(self.server) && has(self.address))").message("a prometheus metric names a registered server or gives its address, not both"))]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusMetric {
-    /// The server's base URL.
-    pub address: String,
+    /// The name of a Prometheus server registered with the controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The server's base URL; must equal the URL of a registered server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// The PromQL query; `{{args.NAME}}` is substituted.
     pub query: String,
     /// Query timeout in seconds. Defaults to 30.
@@ -402,10 +409,37 @@ pub struct AnalysisRunStatus {
     /// Per-metric results, with a bounded history of measurements.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_results: Vec<MetricResult>,
+    /// Counts of the measurements of metrics that are not dry-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_summary: Option<RunSummary>,
+    /// Counts of the measurements of dry-run metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run_summary: Option<RunSummary>,
     /// The canary judge's latest judgement, for judge metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::schema::free_form_object")]
     pub judgement: Option<serde_json::Value>,
+}
+
+/// How many metrics of a run ended in each phase.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// Metrics counted.
+    #[serde(default)]
+    pub count: i32,
+    /// Metrics Successful.
+    #[serde(default)]
+    pub successful: i32,
+    /// Metrics Failed.
+    #[serde(default)]
+    pub failed: i32,
+    /// Metrics Inconclusive.
+    #[serde(default)]
+    pub inconclusive: i32,
+    /// Metrics in Error.
+    #[serde(default)]
+    pub error: i32,
 }
 
 /// The phase of an AnalysisRun or of one metric.
@@ -460,6 +494,12 @@ pub struct MetricResult {
     /// Successes in a row.
     #[serde(default)]
     pub consecutive_success: i32,
+    /// The metric is dry-run: its result does not count towards the run's phase.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// Facts of the latest measurement worth keeping (the resolved query, the Job's name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// One measurement of a metric.
@@ -480,4 +520,10 @@ pub struct Measurement {
     /// The value measured, as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// For a measurement still in progress (`Running`, a Job): when to look at it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<Time>,
+    /// Facts of this measurement (the resolved query, the Job's name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }

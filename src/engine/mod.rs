@@ -15,6 +15,7 @@ mod conditions;
 mod cursor;
 pub mod duration;
 pub mod hash;
+pub mod measure;
 mod model;
 mod plan;
 pub mod replicas;

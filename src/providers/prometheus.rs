@@ -1,0 +1,1 @@
+//! The `prometheus` metric provider.

@@ -24,6 +24,8 @@ pub mod events;
 pub mod http;
 pub mod index;
 pub mod leader;
+pub mod templates;
+pub mod measure;
 pub mod metrics;
 pub mod observe;
 pub mod queue;

@@ -5,8 +5,8 @@
 use super::context::Context;
 use super::observe::{ANALYSIS_KIND_LABEL, STEP_INDEX_LABEL, analysis_kind_label};
 use crate::crd::{
-    AnalysisRun, AnalysisRunSpec, AnalysisTemplateSpec, Argument, FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, PodTemplateHashValue, Rollout,
-    RolloutAnalysis,
+    AnalysisRun, AnalysisRunSpec, AnalysisTemplateSpec, Argument, FIELD_MANAGER,
+    POD_TEMPLATE_HASH_LABEL, PodTemplateHashValue, Rollout, RolloutAnalysis,
 };
 use crate::engine::AnalysisKind;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};

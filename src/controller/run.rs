@@ -351,9 +351,12 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         .watches_stream(template_stream, move |t: AnalysisTemplate| {
             t_template.mapped(rollouts_naming(&by_template, &t))
         })
-        .watches_stream(cluster_template_stream, move |t: ClusterAnalysisTemplate| {
-            t_cluster.mapped(rollouts_using_cluster_template(&all_rollouts, &t))
-        })
+        .watches_stream(
+            cluster_template_stream,
+            move |t: ClusterAnalysisTemplate| {
+                t_cluster.mapped(rollouts_using_cluster_template(&all_rollouts, &t))
+            },
+        )
         .reconcile_all_on(rollouts_became_leader)
         .trigger_backoff(WatchBackoff::default())
         .with_config(ControllerConfig::default().concurrency(concurrency))

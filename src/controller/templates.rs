@@ -42,7 +42,11 @@ pub fn template_names(rollout: &Rollout) -> Vec<String> {
 }
 
 /// A referenced template's spec from the caches, `None` when it does not exist.
-pub fn lookup(stores: &Stores, namespace: &str, t: &AnalysisTemplateRef) -> Option<AnalysisTemplateSpec> {
+pub fn lookup(
+    stores: &Stores,
+    namespace: &str,
+    t: &AnalysisTemplateRef,
+) -> Option<AnalysisTemplateSpec> {
     if t.cluster_scope {
         let key = ObjectRef::new(&t.template_name);
         stores

@@ -264,7 +264,11 @@ fn check_analysis(
             Some(Some(problems)) if !problems.is_empty() => {
                 return Err(invalid(
                     format!("{field}.templates[{i}].templateName"),
-                    format!("{kind} {:?} is invalid: {}", t.template_name, problems.join("; ")),
+                    format!(
+                        "{kind} {:?} is invalid: {}",
+                        t.template_name,
+                        problems.join("; ")
+                    ),
                 ));
             }
             _ => {}

@@ -109,16 +109,16 @@ mod tests {
         Finished {
             due_at: jiff::Timestamp::UNIX_EPOCH,
             taken: Taken {
-            metric: metric.into(),
-            measurement: Measurement {
-                phase: AnalysisPhase::Successful,
-                message: None,
-                started_at: None,
-                finished_at: None,
-                value: Some(value.into()),
-                resume_at: None,
-                metadata: BTreeMap::new(),
-            },
+                metric: metric.into(),
+                measurement: Measurement {
+                    phase: AnalysisPhase::Successful,
+                    message: None,
+                    started_at: None,
+                    finished_at: None,
+                    value: Some(value.into()),
+                    resume_at: None,
+                    metadata: BTreeMap::new(),
+                },
             },
         }
     }
@@ -127,9 +127,15 @@ mod tests {
     fn a_metric_is_measured_once_at_a_time_and_its_result_waits_for_the_run() {
         let f = InFlight::default();
         assert!(f.start("uid-1", "rate"));
-        assert!(!f.start("uid-1", "rate"), "a second task for the same metric");
+        assert!(
+            !f.start("uid-1", "rate"),
+            "a second task for the same metric"
+        );
         assert!(f.start("uid-1", "latency"), "another metric runs beside it");
-        assert!(f.start("uid-2", "rate"), "another run's metric of the same name");
+        assert!(
+            f.start("uid-2", "rate"),
+            "another run's metric of the same name"
+        );
         f.finish("uid-1", taken("rate", "1"));
         assert!(!f.is_running("uid-1", "rate"));
         assert!(f.start("uid-1", "rate"), "measured again once finished");

@@ -197,14 +197,15 @@ async fn write_status(
 }
 
 /// Starts one measurement as a task, unless one of the same metric is under way.
-fn start(
-    m: &Arc<MeasureContext>,
-    run: &Arc<AnalysisRun>,
-    status: &AnalysisRunStatus,
-    due: Due,
-) {
+fn start(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, status: &AnalysisRunStatus, due: Due) {
     let uid = run.uid().unwrap_or_default();
-    let Some(metric) = run.spec.metrics.iter().find(|x| x.name == due.metric).cloned() else {
+    let Some(metric) = run
+        .spec
+        .metrics
+        .iter()
+        .find(|x| x.name == due.metric)
+        .cloned()
+    else {
         return;
     };
     if !m.inflight.start(&uid, &due.metric) {
@@ -230,7 +231,8 @@ fn start(
             started.elapsed().as_secs_f64(),
         );
         let due_at = due.due_at;
-        m.inflight.finish(&uid, inflight::Finished { taken, due_at });
+        m.inflight
+            .finish(&uid, inflight::Finished { taken, due_at });
         m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
         let _ = m.wake.unbounded_send(ObjectRef::from_obj(run.as_ref()));
     });
@@ -241,7 +243,13 @@ fn stop(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, due: &Due) {
     let Some(measurement) = due.resume.clone() else {
         return;
     };
-    let Some(metric) = run.spec.metrics.iter().find(|x| x.name == due.metric).cloned() else {
+    let Some(metric) = run
+        .spec
+        .metrics
+        .iter()
+        .find(|x| x.name == due.metric)
+        .cloned()
+    else {
         return;
     };
     let (m, run) = (m.clone(), run.clone());
@@ -305,7 +313,9 @@ fn transitions(old: Option<&AnalysisRunStatus>, new: &AnalysisRunStatus) -> Vec<
     let mut notes = Vec::new();
     let old_phase = old.and_then(|s| s.phase);
     for result in &new.metric_results {
-        let before = old.and_then(|s| metric_result(s, &result.name)).map(|r| r.phase);
+        let before = old
+            .and_then(|s| metric_result(s, &result.name))
+            .map(|r| r.phase);
         let now = result.phase;
         if before != Some(now) && !matches!(now, AnalysisPhase::Pending | AnalysisPhase::Running) {
             notes.push(EventNote {
@@ -316,7 +326,11 @@ fn transitions(old: Option<&AnalysisRunStatus>, new: &AnalysisRunStatus) -> Vec<
                 },
                 reason: metric_reason(now),
                 message: match &result.message {
-                    Some(message) => format!("Metric '{}' {}: {message}", result.name, phase_name(Some(now))),
+                    Some(message) => format!(
+                        "Metric '{}' {}: {message}",
+                        result.name,
+                        phase_name(Some(now))
+                    ),
                     None => format!("Metric '{}' {}", result.name, phase_name(Some(now))),
                 },
             });

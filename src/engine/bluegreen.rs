@@ -129,9 +129,14 @@ fn progress(p: &mut Plan, b: &BlueGreen) {
                         return;
                     }
                     Verdict::Inconclusive => {
-                        if !p.inconclusive() {
-                            return;
+                        if p.inconclusive() {
+                            // Resumed by a person: analyse again with a new run.
+                            let (_, entry) =
+                                p.follow_run(None, AnalysisKind::PrePromotion, &base, analysis);
+                            bg_status(p).pre_promotion_analysis_run_status = entry;
                         }
+                        p.deadline_exempt = true;
+                        return;
                     }
                 }
             }
@@ -176,9 +181,14 @@ fn progress(p: &mut Plan, b: &BlueGreen) {
                 return;
             }
             Verdict::Inconclusive => {
-                if !p.inconclusive() {
-                    return;
+                if p.inconclusive() {
+                    // Resumed by a person: analyse again with a new run.
+                    let (_, entry) =
+                        p.follow_run(None, AnalysisKind::PostPromotion, &base, analysis);
+                    bg_status(p).post_promotion_analysis_run_status = entry;
                 }
+                p.deadline_exempt = true;
+                return;
             }
         }
     }

@@ -196,7 +196,15 @@ fn step_loop(p: &mut Plan, c: &Canary) {
                         p.abort(&detail);
                         false
                     }
-                    Verdict::Inconclusive => p.inconclusive(),
+                    Verdict::Inconclusive => {
+                        if p.inconclusive() {
+                            // Resumed by a person: analyse the step again with a new run, as
+                            // Argo does; the step completes only when an analysis passes.
+                            let (_, entry) = p.follow_run(None, kind, &base, analysis);
+                            canary_status(p).current_step_analysis_run_status = entry;
+                        }
+                        false
+                    }
                 }
             }
             Step::SetHeaderRoute(route) => {

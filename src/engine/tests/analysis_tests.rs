@@ -83,17 +83,43 @@ fn analysis_verdicts_table() {
 }
 
 #[test]
-fn inconclusive_step_resumed_by_a_person_completes_the_step() {
+fn inconclusive_step_resumed_by_a_person_analyses_the_step_again() {
     let r = Rollout::test()
         .steps(vec![weight(20), analysis("t"), weight(50)])
         .build();
     let mut w = World::healthy(r);
     w.set_image("nginx:2");
     w.run();
+    let first = w.observed.analysis_runs[0].name.clone();
     w.observed.analysis_runs[0].phase = AnalysisPhase::Inconclusive;
     w.run();
     assert_eq!(w.status().phase, Some(RolloutPhase::Paused));
     w.update_status(|s| s.pause_conditions.clear());
+    w.run();
+    assert_eq!(
+        w.status().current_step_index,
+        Some(1),
+        "still at the analysis step"
+    );
+    assert_ne!(
+        w.status().phase,
+        Some(RolloutPhase::Paused),
+        "{:#?}",
+        w.status()
+    );
+    let second = w
+        .observed
+        .analysis_runs
+        .iter()
+        .find(|r| r.name != first)
+        .unwrap_or_else(|| panic!("no new run: {:#?}", w.observed.analysis_runs));
+    assert_eq!(second.name, format!("{first}.1"));
+    let second = second.name.clone();
+    w.observed
+        .analysis_runs
+        .iter_mut()
+        .filter(|r| r.name == second)
+        .for_each(|r| r.phase = AnalysisPhase::Successful);
     w.run();
     assert_eq!(w.status().current_step_index, Some(3), "{:#?}", w.status());
 }

@@ -78,6 +78,10 @@ pub struct ControllerArgs {
         value_delimiter = ','
     )]
     pub traffic_plugins: Vec<crate::traffic::PluginEntry>,
+    /// AnalysisRun measurements taken at once, over all runs (each also bounded by its
+    /// provider's timeout); further due measurements wait for a free place.
+    #[arg(long, env = "SLUICE_MEASUREMENTS_AT_ONCE", default_value_t = 64)]
+    pub measurements_at_once: usize,
 }
 
 /// Install the global tracing subscriber.
@@ -186,6 +190,7 @@ pub async fn run_controller(
         concurrency: args.concurrency,
         identity,
         traffic_plugins,
+        measurements_at_once: args.measurements_at_once,
         ..Settings::default()
     };
     tracing::info!(

@@ -88,6 +88,8 @@ pub struct Settings {
     pub identity: String,
     /// The traffic router plugins Rollouts may name (`--traffic-plugin NAME=URL`).
     pub traffic_plugins: PluginRegistry,
+    /// Measurements of AnalysisRuns taken at once, over all runs.
+    pub measurements_at_once: usize,
 }
 
 impl Default for Settings {
@@ -101,6 +103,7 @@ impl Default for Settings {
             backoff_max: Duration::from_secs(60),
             identity: "sluice-controller".into(),
             traffic_plugins: PluginRegistry::default(),
+            measurements_at_once: 64,
         }
     }
 }

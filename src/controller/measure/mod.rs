@@ -77,9 +77,6 @@ pub struct MeasureContext {
     pub wake: UnboundedSender<ObjectRef<AnalysisRun>>,
 }
 
-/// Measurements at once over all runs.
-pub const MEASUREMENTS_AT_ONCE: usize = 64;
-
 /// Runs the AnalysisRun controller until `shutdown` completes.
 pub async fn run(
     ctx: Arc<Context>,
@@ -94,10 +91,10 @@ pub async fn run(
     };
     let concurrency = ctx.settings.concurrency;
     let m = Arc::new(MeasureContext {
+        permits: Semaphore::new(ctx.settings.measurements_at_once.max(1)),
         ctx,
         providers,
         inflight: InFlight::default(),
-        permits: Semaphore::new(MEASUREMENTS_AT_ONCE),
         wake,
     });
     Controller::new(api, watcher::Config::default())

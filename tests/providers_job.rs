@@ -1,7 +1,8 @@
 //! The `job` metric provider on the playground through the real `kube` client: a Job that
 //! completes measures Successful, one that fails measures Failed with the Job's reason, a
 //! retried measurement adopts the Job it created, a Job it did not create is left alone,
-//! terminating deletes the Job, and the Job belongs to its AnalysisRun.
+//! terminating deletes the Job, and the Job belongs to its AnalysisRun (deleting the run
+//! deletes its Jobs and their pods).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,8 +10,9 @@ mod playground_common;
 use playground_common::eventually;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use sluice::crd::{AnalysisPhase, AnalysisRun, Measurement, Metric};
 use sluice::playground::{Playground, PlaygroundHandle, PlaygroundOptions, SimulationOptions};
@@ -224,5 +226,43 @@ async fn terminating_deletes_the_job() {
         matches!(&err, ProviderError::Response(m) if m.contains("no longer exists")),
         "{err}"
     );
+    pg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_run_deletes_its_jobs_and_their_pods() {
+    let (pg, run) = start().await;
+    let p = JobProvider::new(pg.client());
+    let (m, args) = (metric("smoke", false), Args::default());
+    let req = request(&run, &m, &args);
+    let (_, _, name) = measure_to_the_end(&p, &req).await;
+    let pods: Api<Pod> = Api::default_namespaced(pg.client());
+    let selector = format!("batch.kubernetes.io/job-name={name}");
+    assert_eq!(
+        pods.list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    let runs: Api<AnalysisRun> = Api::default_namespaced(pg.client());
+    runs.delete("run", &DeleteParams::background())
+        .await
+        .unwrap();
+
+    let jobs: Api<Job> = Api::default_namespaced(pg.client());
+    eventually("the run's Job and pod to be collected", || async {
+        let job_gone = jobs.get_opt(&name).await.unwrap().is_none();
+        let pods_gone = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items
+            .is_empty();
+        (job_gone && pods_gone).then_some(())
+    })
+    .await;
     pg.shutdown().await;
 }

@@ -206,12 +206,13 @@ fn headers_of(metric: &WebMetric, args: &Args) -> Result<HeaderMap, ProviderErro
             h.value.clone()
         };
         // The value is not shown: it may hold a secret.
-        let value = HeaderValue::from_str(&value).map_err(|_| {
+        let mut value = HeaderValue::from_str(&value).map_err(|_| {
             ProviderError::Config(format!(
                 "web metric header {:?} has an invalid value",
                 h.key
             ))
         })?;
+        value.set_sensitive(true);
         headers.append(name, value);
     }
     Ok(headers)

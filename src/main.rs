@@ -24,6 +24,9 @@ enum Command {
     Controller(Box<sluice::controller::cli::ControllerArgs>),
     /// Scale bench: N Rollouts in the playground, each through one canary update; prints figures.
     Bench(sluice::controller::bench::BenchArgs),
+    /// Analysis bench: N Rollouts each with a running Prometheus analysis against a real
+    /// `prometheus`; prints measurements per second, due-to-written delay, CPU and memory.
+    BenchAnalysis(sluice::controller::bench_analysis::AnalysisBenchArgs),
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
     /// workloads). Without a subcommand: a guided demo of a canary rollout, an abort and a retry,
     /// with the controller running in-process; it leaves nothing behind.
@@ -126,6 +129,14 @@ fn run_bench(args: sluice::controller::bench::BenchArgs) -> anyhow::Result<()> {
     runtime()?.block_on(sluice::controller::bench::run(args, &binary))
 }
 
+fn run_bench_analysis(
+    args: sluice::controller::bench_analysis::AnalysisBenchArgs,
+) -> anyhow::Result<()> {
+    sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
+    let binary = std::env::current_exe()?;
+    runtime()?.block_on(sluice::controller::bench_analysis::run(args, &binary))
+}
+
 fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Result<()> {
     // The only place that reads the environment directly: the default Lease identity.
     let identity = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice-controller".into());
@@ -146,6 +157,7 @@ fn main() -> ExitCode {
         Command::Crds { out_dir: Some(dir) } => write_crds(&dir),
         Command::Controller(args) => run_controller(*args),
         Command::Bench(args) => run_bench(args),
+        Command::BenchAnalysis(args) => run_bench_analysis(args),
         Command::Playground { command: None } => playground_demo(),
         Command::Playground {
             command:

@@ -5,9 +5,8 @@
 use super::context::Context;
 use super::observe::{ANALYSIS_KIND_LABEL, STEP_INDEX_LABEL, analysis_kind_label};
 use crate::crd::{
-    AnalysisRun, AnalysisRunSpec, AnalysisTemplate, AnalysisTemplateSpec, Argument,
-    ClusterAnalysisTemplate, FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, PodTemplateHashValue, Rollout,
-    RolloutAnalysis,
+    AnalysisRun, AnalysisRunSpec, AnalysisTemplateSpec, Argument, FIELD_MANAGER,
+    POD_TEMPLATE_HASH_LABEL, PodTemplateHashValue, Rollout, RolloutAnalysis,
 };
 use crate::engine::AnalysisKind;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -68,13 +67,7 @@ pub async fn create(
         ..AnalysisRunSpec::default()
     };
     for template_ref in &analysis.templates {
-        let template = fetch_template(
-            ctx,
-            namespace,
-            &template_ref.template_name,
-            template_ref.cluster_scope,
-        )
-        .await?;
+        let template = fetch_template(ctx, namespace, template_ref)?;
         spec.metrics.extend(template.metrics);
         for arg in template.args {
             if !spec.args.iter().any(|a| a.name == arg.name) {
@@ -179,33 +172,17 @@ pub async fn terminate(ctx: &Context, namespace: &str, name: &str) -> Result<(),
     }
 }
 
-async fn fetch_template(
+/// A template from the caches: validation already found every referenced template there.
+fn fetch_template(
     ctx: &Context,
     namespace: &str,
-    name: &str,
-    cluster_scope: bool,
+    template_ref: &crate::crd::AnalysisTemplateRef,
 ) -> Result<AnalysisTemplateSpec, AnalysisRunError> {
-    let result = if cluster_scope {
-        let api: Api<ClusterAnalysisTemplate> = Api::all(ctx.client.clone());
-        let result = api.get_opt(name).await;
-        ctx.metrics.api_request("get", &result);
-        result.map(|t| t.map(|t| t.spec.template))
-    } else {
-        let api: Api<AnalysisTemplate> = Api::namespaced(ctx.client.clone(), namespace);
-        let result = api.get_opt(name).await;
-        ctx.metrics.api_request("get", &result);
-        result.map(|t| t.map(|t| t.spec))
-    };
-    match result {
-        Ok(Some(spec)) => Ok(spec),
-        Ok(None) => Err(AnalysisRunError::TemplateNotFound { name: name.into() }),
-        Err(source) => Err(AnalysisRunError::Api {
-            verb: "get",
-            kind: "AnalysisTemplate",
-            name: name.into(),
-            source,
-        }),
-    }
+    super::templates::lookup(&ctx.stores, namespace, template_ref).ok_or_else(|| {
+        AnalysisRunError::TemplateNotFound {
+            name: template_ref.template_name.clone(),
+        }
+    })
 }
 
 fn resolve_argument(

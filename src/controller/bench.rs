@@ -264,12 +264,12 @@ async fn bench(
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
+pub(crate) fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -281,7 +281,7 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn healthy(r: &Rollout, image: Option<&str>) -> bool {
+pub(crate) fn healthy(r: &Rollout, image: Option<&str>) -> bool {
     let image_ok = image.is_none_or(|image| {
         r.spec
             .template
@@ -300,7 +300,7 @@ fn healthy(r: &Rollout, image: Option<&str>) -> bool {
         })
 }
 
-async fn wait_all(
+pub(crate) async fn wait_all(
     store: &Store<Rollout>,
     n: usize,
     limit: Duration,

@@ -195,6 +195,8 @@ pub async fn run_controller(
         traffic_plugins = %settings.traffic_plugins,
         "starting sluice controller"
     );
+    // Filled in by the providers' registry flags.
+    let providers = crate::providers::MetricProviders::default();
     let wiring = Wiring {
         client,
         http,
@@ -204,6 +206,7 @@ pub async fn run_controller(
         leadership,
         settings,
         ready,
+        providers,
     };
     run(wiring, async {
         shutdown_signal().await;

@@ -6,13 +6,14 @@ use super::cache::CachedReplicaSet;
 use super::index::Index;
 use super::leader::Leadership;
 use super::metrics::Metrics;
-use crate::crd::{AnalysisRun, Rollout};
+use crate::crd::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout};
 use crate::engine::{Decision, Observed};
 use crate::traffic::{PluginRegistry, TrafficError, TrafficRouter};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::reflector::Store;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,6 +61,12 @@ pub struct Stores {
     pub replica_sets_by_owner: Index<CachedReplicaSet>,
     /// AnalysisRuns by the uid of their controller owner.
     pub analysis_runs_by_owner: Index<AnalysisRun>,
+    /// AnalysisTemplates.
+    pub analysis_templates: Store<AnalysisTemplate>,
+    /// ClusterAnalysisTemplates.
+    pub cluster_analysis_templates: Store<ClusterAnalysisTemplate>,
+    /// Set once both template caches have synced.
+    pub templates_synced: Arc<AtomicBool>,
 }
 
 /// Settings of the controller that are not clients (from the CLI flags).

@@ -33,6 +33,9 @@ pub struct EmbeddedOptions {
     pub lease: Option<LeaseSettings>,
     /// The router factory; `None` uses `traffic::routers_for`.
     pub routers: Option<RoutersFn>,
+    /// The metric providers; `None` measures with none (every measurement is an Error that
+    /// says so).
+    pub providers: Option<crate::providers::MetricProviders>,
 }
 
 impl Embedded {
@@ -66,6 +69,7 @@ impl Embedded {
             leadership: leadership.clone(),
             settings: options.settings,
             ready: ready.clone(),
+            providers: options.providers.unwrap_or_default(),
         };
         let mut shutdown = stopped;
         tasks.push(tokio::spawn(run(wiring, async move {

@@ -1,11 +1,11 @@
-//! Kubernetes Events about a Rollout (`events.k8s.io/v1`). An Event repeating the same reason
+//! Kubernetes Events about a Rollout or an AnalysisRun (`events.k8s.io/v1`). An Event repeating the same reason
 //! and message for the same Rollout within a few minutes becomes a series (count and last
 //! time patched) instead of a new object; distinct messages stay distinct Events (kube-runtime's
 //! `Recorder` merges by reason alone, which would hide "step 3 completed" behind "step 2").
 //! Only the leader publishes; a failed publish is logged and never fails a reconcile.
 
 use super::context::Context;
-use crate::crd::{FIELD_MANAGER, Rollout};
+use crate::crd::FIELD_MANAGER;
 use crate::engine::{EventKind, EventNote};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
@@ -55,7 +55,10 @@ struct Published {
 /// Publish each note as an Event on the Rollout, all at once (they are independent writes; one
 /// at a time they held the reconcile's write slot for a round trip each). Returns how many were
 /// written.
-pub async fn publish(ctx: &Context, rollout: &Rollout, notes: &[EventNote]) -> u32 {
+pub async fn publish<K>(ctx: &Context, rollout: &K, notes: &[EventNote]) -> u32
+where
+    K: Resource<DynamicType = ()>,
+{
     let Some(namespace) = rollout.namespace() else {
         return 0;
     };
@@ -89,14 +92,17 @@ pub async fn publish(ctx: &Context, rollout: &Rollout, notes: &[EventNote]) -> u
 }
 
 /// Returns whether a new Event was created (false: an existing one was patched).
-async fn publish_one(
+async fn publish_one<K>(
     ctx: &Context,
     api: &Api<Event>,
-    rollout: &Rollout,
+    rollout: &K,
     namespace: &str,
     note: &EventNote,
     index: usize,
-) -> Result<bool, kube::Error> {
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()>,
+{
     let now = jiff::Timestamp::now();
     let key = event_key(namespace, &rollout.name_any(), note.reason, &note.message);
     let previous = {
@@ -159,8 +165,8 @@ async fn publish_one(
             .into(),
         ),
         regarding: Some(ObjectReference {
-            api_version: Some(Rollout::api_version(&()).into()),
-            kind: Some(Rollout::kind(&()).into()),
+            api_version: Some(K::api_version(&()).into()),
+            kind: Some(K::kind(&()).into()),
             name: Some(rollout.name_any()),
             namespace: Some(namespace.to_string()),
             uid: rollout.uid(),

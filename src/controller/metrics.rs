@@ -66,6 +66,8 @@ pub struct Metrics {
     queued: Mutex<HashSet<(String, String)>>,
     writes: AtomicU64,
     finished: AtomicU64,
+    /// Metrics of AnalysisRuns and their measurements.
+    pub analysis: super::measure::metrics::AnalysisMetrics,
 }
 
 impl Default for Metrics {
@@ -134,6 +136,7 @@ impl Metrics {
             "Rollouts a watch event triggered (their own change, or one of their ReplicaSets, AnalysisRuns, Services, workloads or routes) that have not started a reconcile since; each Rollout counts once however often it was triggered. Timed requeues are not counted until due, and are not in this figure",
             queue_depth.clone(),
         );
+        let analysis = super::measure::metrics::AnalysisMetrics::register(&mut registry);
         Self {
             registry,
             reconcile_duration,
@@ -148,6 +151,7 @@ impl Metrics {
             queued: Mutex::new(HashSet::new()),
             writes: AtomicU64::new(0),
             finished: AtomicU64::new(0),
+            analysis,
         }
     }
 

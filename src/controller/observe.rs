@@ -123,6 +123,7 @@ pub fn observe(rollout: &Rollout, stores: &Stores) -> Result<Observed, ObserveEr
         weights_verified: None,
         // Restarts by eviction are not wired yet: the engine sees "not counted".
         pods_to_restart: None,
+        analysis_templates: super::templates::observe(rollout, &namespace, stores),
     })
 }
 

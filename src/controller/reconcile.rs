@@ -124,7 +124,7 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
                     reason: label,
                     message: error_chain(error),
                 };
-                events::publish(&ctx, &rollout, &[note]).await;
+                events::publish(&ctx, rollout.as_ref(), &[note]).await;
                 if let Some(traffic) = error.traffic() {
                     report_traffic_failure(&ctx, &rollout, traffic, &error_chain(error)).await;
                 }
@@ -233,7 +233,7 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     if let Some(restart) = &restart {
         restart::evict(ctx, rollout, restart).await?;
     }
-    events::publish(ctx, rollout, &decision.events).await;
+    events::publish(ctx, rollout.as_ref(), &decision.events).await;
 
     let invalid = is_invalid(&decision.status);
     let written = status::write_status(ctx, rollout, decision.status.clone()).await?;

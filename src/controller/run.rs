@@ -13,7 +13,9 @@ use super::metrics::Metrics;
 use super::observe::{ANALYSIS_KIND_LABEL, service_names};
 use super::queue::Triggers;
 use super::reconcile::{error_policy, reconcile};
-use crate::crd::{AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout};
+use crate::crd::{
+    AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, POD_TEMPLATE_HASH_LABEL, Rollout,
+};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
@@ -49,6 +51,8 @@ pub struct Wiring {
     pub settings: Settings,
     /// Set once every cache has synced (for `/readyz`).
     pub ready: Arc<AtomicBool>,
+    /// The metric providers AnalysisRuns are measured with.
+    pub providers: crate::providers::MetricProviders,
 }
 
 fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
@@ -176,13 +180,21 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         leadership,
         settings,
         ready,
+        providers,
     } = wiring;
+    // One shutdown for both controllers.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     let ns = settings.namespace.clone();
     let ns = ns.as_deref();
     let rollout_config =
         watcher::Config::default().labels(&rollout_selector(settings.instance_id.as_deref()));
     let by_service = Index::new(service_names);
     let by_workload = Index::new(workload_names);
+    let by_template = Index::new(super::templates::template_names);
     // The Controller's own watch, built here so its cache is trimmed, it feeds the indexes and
     // its events are noted for the queue depth. As `Controller::new` does: applied objects only;
     // deletion runs through the finalizer.
@@ -193,7 +205,7 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         api::<Rollout>(&client, ns),
         rollout_config,
         keep_all,
-        vec![by_service.clone(), by_workload.clone()],
+        vec![by_service.clone(), by_workload.clone(), by_template.clone()],
     );
     let rollout_stream = reflector::reflector(rollout_writer, events)
         .backoff(WatchBackoff::default())
@@ -236,6 +248,31 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         Vec::new(),
     );
 
+    let (analysis_templates, template_stream) = reflect(
+        api::<AnalysisTemplate>(&client, ns),
+        watcher::Config::default(),
+        keep_all,
+        Vec::new(),
+    );
+    let (cluster_analysis_templates, cluster_template_stream) = reflect(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+        keep_all,
+        Vec::new(),
+    );
+    let templates_synced = Arc::new(AtomicBool::new(false));
+    {
+        let (t, c, synced) = (
+            analysis_templates.clone(),
+            cluster_analysis_templates.clone(),
+            templates_synced.clone(),
+        );
+        tokio::spawn(async move {
+            if t.wait_until_ready().await.is_ok() && c.wait_until_ready().await.is_ok() {
+                synced.store(true, Ordering::SeqCst);
+            }
+        });
+    }
     let stores = Stores {
         rollouts: rollouts.clone(),
         replica_sets: replica_sets.clone(),
@@ -244,6 +281,9 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         deployments: deployments.clone(),
         replica_sets_by_owner,
         analysis_runs_by_owner,
+        analysis_templates,
+        cluster_analysis_templates,
+        templates_synced,
     };
     {
         let stores = stores.clone();
@@ -257,14 +297,8 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         });
     }
 
-    let became_leader = futures::stream::unfold(leadership.subscribe(), |mut changes| async move {
-        loop {
-            changes.changed().await.ok()?;
-            if *changes.borrow_and_update() {
-                return Some(((), changes));
-            }
-        }
-    });
+    let rollouts_became_leader = became_leader(&leadership);
+    let runs_became_leader = became_leader(&leadership);
 
     let concurrency = settings.concurrency;
     let ctx = Arc::new(Context::new(
@@ -282,13 +316,22 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
             resource,
         );
     }
-    let (t_rs, t_run, t_svc, t_deploy) = (
+    let (t_rs, t_run, t_svc, t_deploy, t_template, t_cluster) = (
+        triggers.clone(),
+        triggers.clone(),
         triggers.clone(),
         triggers.clone(),
         triggers.clone(),
         triggers,
     );
-    controller
+    let all_rollouts = rollouts.clone();
+    let measuring = super::measure::run(
+        ctx.clone(),
+        providers,
+        runs_became_leader,
+        stopped(stop_rx.clone()),
+    );
+    let rollouts = controller
         .owns_stream(rs_stream.inspect(move |rs| {
             if let Ok(rs) = rs {
                 t_rs.owned(rs);
@@ -305,17 +348,63 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         .watches_stream(deploy_stream, move |deploy: Deployment| {
             t_deploy.mapped(rollouts_naming(&by_workload, &deploy))
         })
-        .reconcile_all_on(became_leader)
+        .watches_stream(template_stream, move |t: AnalysisTemplate| {
+            t_template.mapped(rollouts_naming(&by_template, &t))
+        })
+        .watches_stream(
+            cluster_template_stream,
+            move |t: ClusterAnalysisTemplate| {
+                t_cluster.mapped(rollouts_using_cluster_template(&all_rollouts, &t))
+            },
+        )
+        .reconcile_all_on(rollouts_became_leader)
         .trigger_backoff(WatchBackoff::default())
         .with_config(ControllerConfig::default().concurrency(concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stopped(stop_rx))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "controller stream error");
             }
+        });
+    futures::join!(rollouts, measuring);
+}
+
+/// Completes once `stop` says so.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// A stream with an item each time this replica becomes the leader.
+fn became_leader(leadership: &Leadership) -> impl Stream<Item = ()> + Send + Sync + 'static {
+    futures::stream::unfold(leadership.subscribe(), |mut changes| async move {
+        loop {
+            changes.changed().await.ok()?;
+            if *changes.borrow_and_update() {
+                return Some(((), changes));
+            }
+        }
+    })
+}
+
+/// The Rollouts referencing a ClusterAnalysisTemplate (a scan: cluster templates change
+/// rarely, and an index keyed by a cluster-wide name would need a namespace-free key).
+fn rollouts_using_cluster_template(
+    rollouts: &Store<Rollout>,
+    template: &ClusterAnalysisTemplate,
+) -> Vec<ObjectRef<Rollout>> {
+    let name = template.metadata.name.clone().unwrap_or_default();
+    rollouts
+        .state()
+        .iter()
+        .filter(|r| {
+            super::templates::analyses(r)
+                .iter()
+                .flat_map(|a| a.templates.iter())
+                .any(|t| t.cluster_scope && t.template_name == name)
         })
-        .await;
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
 }
 
 /// The Rollouts in `obj`'s namespace whose indexed names include `obj`'s name.

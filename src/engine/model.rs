@@ -37,7 +37,14 @@ pub struct Observed {
     /// Pods of this Rollout created before `spec.restartAt`; `None` when `restartAt` is unset,
     /// not yet due, or the controller did not count. `Some(0)` completes a restart.
     pub pods_to_restart: Option<i32>,
+    /// The analysis templates the spec references, as far as the controller looked them up:
+    /// `None` when it does not exist, else the problems validation found in it (empty when it
+    /// is usable). A template absent from the map was not looked up and is not checked.
+    pub analysis_templates: BTreeMap<TemplateKey, Option<Vec<String>>>,
 }
+
+/// An analysis template reference: `(cluster_scope, name)`.
+pub type TemplateKey = (bool, String);
 
 /// One ReplicaSet as the engine needs it.
 #[derive(Clone, Debug, PartialEq)]

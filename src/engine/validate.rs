@@ -236,12 +236,43 @@ fn check_string_match(m: &StringMatch, field: &str) -> Result<(), InvalidSpec> {
     }
 }
 
-fn check_analysis(a: &RolloutAnalysis, field: &str) -> Result<(), InvalidSpec> {
+fn check_analysis(
+    observed: &Observed,
+    a: &RolloutAnalysis,
+    field: &str,
+) -> Result<(), InvalidSpec> {
     if a.templates.is_empty() {
         return Err(invalid(
             format!("{field}.templates"),
             "at least one template is required",
         ));
+    }
+    for (i, t) in a.templates.iter().enumerate() {
+        let kind = if t.cluster_scope {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        };
+        let key = (t.cluster_scope, t.template_name.clone());
+        match observed.analysis_templates.get(&key) {
+            Some(None) => {
+                return Err(invalid(
+                    format!("{field}.templates[{i}].templateName"),
+                    format!("{kind} {:?} not found", t.template_name),
+                ));
+            }
+            Some(Some(problems)) if !problems.is_empty() => {
+                return Err(invalid(
+                    format!("{field}.templates[{i}].templateName"),
+                    format!(
+                        "{kind} {:?} is invalid: {}",
+                        t.template_name,
+                        problems.join("; ")
+                    ),
+                ));
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -264,7 +295,12 @@ fn check_service(
     }
 }
 
-fn step_kind(step: &CanaryStep, field: &str, max_weight: i32) -> Result<Step, InvalidSpec> {
+fn step_kind(
+    observed: &Observed,
+    step: &CanaryStep,
+    field: &str,
+    max_weight: i32,
+) -> Result<Step, InvalidSpec> {
     let set = [
         step.set_weight.is_some(),
         step.pause.is_some(),
@@ -342,7 +378,7 @@ fn step_kind(step: &CanaryStep, field: &str, max_weight: i32) -> Result<Step, In
         return Ok(Step::SetCanaryScale(CanaryScale::MatchTrafficWeight));
     }
     if let Some(a) = &step.analysis {
-        check_analysis(a, &format!("{field}.analysis"))?;
+        check_analysis(observed, a, &format!("{field}.analysis"))?;
         return Ok(Step::Analysis(a.clone()));
     }
     if let Some(h) = &step.set_header_route {
@@ -554,7 +590,7 @@ pub fn validate(rollout: &Rollout, observed: &Observed) -> Result<ValidatedRollo
             let mut steps = Vec::with_capacity(c.steps.len());
             for (i, raw) in c.steps.iter().enumerate() {
                 let field = format!("{f}.steps[{i}]");
-                let step = step_kind(raw, &field, max_weight)?;
+                let step = step_kind(observed, raw, &field, max_weight)?;
                 let (needs_traffic, route) = match &step {
                     Step::SetWeight(_) | Step::Pause(_) | Step::Analysis(_) => (None, None),
                     Step::SetCanaryScale(_) => (Some("setCanaryScale"), None),
@@ -637,7 +673,7 @@ pub fn validate(rollout: &Rollout, observed: &Observed) -> Result<ValidatedRollo
                 max_unavailable = 1;
             }
             if let Some(bg) = &c.analysis {
-                check_analysis(&bg.analysis, &format!("{f}.analysis"))?;
+                check_analysis(observed, &bg.analysis, &format!("{f}.analysis"))?;
             }
             for (svc, field) in [
                 (&c.canary_service, format!("{f}.canaryService")),
@@ -707,10 +743,10 @@ pub fn validate(rollout: &Rollout, observed: &Observed) -> Result<ValidatedRollo
                 ));
             }
             if let Some(a) = &b.pre_promotion_analysis {
-                check_analysis(a, &format!("{f}.prePromotionAnalysis"))?;
+                check_analysis(observed, a, &format!("{f}.prePromotionAnalysis"))?;
             }
             if let Some(a) = &b.post_promotion_analysis {
-                check_analysis(a, &format!("{f}.postPromotionAnalysis"))?;
+                check_analysis(observed, a, &format!("{f}.postPromotionAnalysis"))?;
             }
             let default = IntOrString::String(DEFAULT_SURGE_UNAVAILABLE.to_string());
             let max_unavailable = resolve_int_or_percent(

@@ -16,8 +16,9 @@ pub mod web;
 pub use args::{ArgError, Args};
 pub use registry::{MetricEndpoints, RegistryError};
 
-use crate::crd::{AnalysisPhase, Measurement, Metric};
+use crate::crd::{AnalysisPhase, Measurement, Metric, MetricProviderSpec};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything a provider needs for one measurement.
@@ -155,5 +156,58 @@ pub trait MetricProvider: Send + Sync {
     ) -> Result<(), ProviderError> {
         let _ = (req, measurement);
         Ok(())
+    }
+}
+
+/// The provider kind a metric uses: `prometheus`, `web`, `job` or `plugin` (`unset` when the
+/// metric names none, which the schema refuses).
+pub fn kind_of(spec: &MetricProviderSpec) -> &'static str {
+    if spec.prometheus.is_some() {
+        "prometheus"
+    } else if spec.web.is_some() {
+        "web"
+    } else if spec.job.is_some() {
+        "job"
+    } else if spec.plugin.is_some() {
+        "plugin"
+    } else {
+        "unset"
+    }
+}
+
+/// The providers the controller measures with, by kind. Built once in `main` (or by a test,
+/// with fakes) and shared by every measurement.
+#[derive(Clone, Default)]
+pub struct MetricProviders {
+    by_kind: BTreeMap<&'static str, Arc<dyn MetricProvider>>,
+}
+
+impl std::fmt::Debug for MetricProviders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_kind.keys()).finish()
+    }
+}
+
+impl MetricProviders {
+    /// This set with `provider` serving its kind (replacing one of the same kind).
+    #[must_use]
+    pub fn with(mut self, provider: Arc<dyn MetricProvider>) -> Self {
+        self.by_kind.insert(provider.kind(), provider);
+        self
+    }
+
+    /// The provider for `metric`.
+    ///
+    /// # Errors
+    /// When no provider of the metric's kind is available (metric plugins are not supported).
+    pub fn for_metric(&self, metric: &Metric) -> Result<Arc<dyn MetricProvider>, ProviderError> {
+        let kind = kind_of(&metric.provider);
+        self.by_kind.get(kind).cloned().ok_or_else(|| {
+            ProviderError::Config(format!(
+                "metric {}: no {kind} provider is available in this controller (available: {})",
+                metric.name,
+                self.by_kind.keys().copied().collect::<Vec<_>>().join(", ")
+            ))
+        })
     }
 }

@@ -31,6 +31,8 @@ pub struct Due {
     pub metric: String,
     /// The in-progress measurement to look at again, or `None` for a new one.
     pub resume: Option<Measurement>,
+    /// When it fell due (for the delay from due to recorded).
+    pub due_at: Timestamp,
 }
 
 /// What the loop decided for one run.
@@ -40,6 +42,8 @@ pub struct MeasureDecision {
     pub status: AnalysisRunStatus,
     /// Measurements to take now, at most one per metric.
     pub due: Vec<Due>,
+    /// Measurements in progress the controller must stop: the run completed.
+    pub stop: Vec<Due>,
     /// When the next measurement (or resume) is due, if any; `None` once the run is complete.
     pub requeue_after: Option<Duration>,
 }
@@ -54,4 +58,14 @@ pub fn step(
 ) -> MeasureDecision {
     let _ = (spec, status, taken, now);
     todo!("measurement loop")
+}
+
+/// Checks what can be checked of a metric without I/O: its conditions compile, its durations
+/// parse, its count and limits agree.
+///
+/// # Errors
+/// The first problem found, naming the metric and the field.
+pub fn validate_metric(metric: &crate::crd::Metric) -> Result<(), String> {
+    let _ = metric;
+    todo!("validate_metric")
 }

@@ -138,6 +138,18 @@ const BUILTINS: &[B] = &[
         categories: &["all"],
     },
     B {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        short: &[],
+        namespaced: true,
+        status: true,
+        scale: false,
+        generation: true,
+        categories: &["all"],
+    },
+    B {
         group: "discovery.k8s.io",
         version: "v1",
         kind: "EndpointSlice",

@@ -81,6 +81,76 @@ pub(super) fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The labels the API server gives a Job's selector and pod template.
+pub const JOB_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+/// The label naming a pod's Job.
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+/// Job defaults, including what the API server generates without `manualSelector`: a selector
+/// on the Job's uid and the matching (and job-name) labels on the pod template.
+fn job_defaults(obj: &mut Value) {
+    let uid = obj.pointer("/metadata/uid").cloned().unwrap_or_default();
+    let name = obj.pointer("/metadata/name").cloned().unwrap_or_default();
+    let manual = obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
+    if let Some(spec) = obj_at(obj, &["spec"]) {
+        default(spec, "parallelism", json!(1));
+        default(spec, "completions", json!(1));
+        default(spec, "backoffLimit", json!(6));
+        default(spec, "completionMode", json!("NonIndexed"));
+        default(spec, "suspend", json!(false));
+        if !manual {
+            default(
+                spec,
+                "selector",
+                json!({"matchLabels": {JOB_UID_LABEL: uid}}),
+            );
+        }
+    }
+    if !manual && let Some(labels) = obj_at(obj, &["spec", "template", "metadata", "labels"]) {
+        default(labels, JOB_UID_LABEL, uid.clone());
+        default(labels, "controller-uid", uid);
+        default(labels, JOB_NAME_LABEL, name.clone());
+        default(labels, "job-name", name);
+    }
+    if let Some(pod) = obj_at(obj, &["spec", "template", "spec"]) {
+        pod_spec_defaults(pod);
+    }
+}
+
+fn job_causes(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    if obj
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        causes.push(cause(
+            "FieldValueRequired",
+            "spec.template.spec.containers",
+            "Required value".into(),
+        ));
+    }
+    let policy = obj
+        .pointer("/spec/template/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !matches!(policy, "Never" | "OnFailure") {
+        causes.push(cause(
+            "FieldValueNotSupported",
+            "spec.template.spec.restartPolicy",
+            format!("Unsupported value: \"{policy}\": supported values: \"OnFailure\", \"Never\""),
+        ));
+    }
+    if let Some(old) = old
+        && old.pointer("/spec/selector") != obj.pointer("/spec/selector")
+    {
+        causes.push(cause(
+            "FieldValueInvalid",
+            "spec.selector",
+            "Invalid value: field is immutable".into(),
+        ));
+    }
+}
+
 /// Apply the defaults of a built-in kind. `cluster_ip` is used for a new Service.
 pub fn apply(kind: &str, obj: &mut Value, cluster_ip: &dyn Fn() -> String) {
     match kind {
@@ -112,6 +182,7 @@ pub fn apply(kind: &str, obj: &mut Value, cluster_ip: &dyn Fn() -> String) {
                 pod_spec_defaults(pod);
             }
         }
+        "Job" => job_defaults(obj),
         "Pod" => {
             if let Some(spec) = obj_at(obj, &["spec"]) {
                 pod_spec_defaults(spec);
@@ -263,6 +334,7 @@ pub fn validate(kind: &str, group: &str, obj: &Value, old: Option<&Value>) -> Re
                 ));
             }
         }
+        "Job" => job_causes(obj, old, &mut causes),
         "Pod"
             if obj
                 .pointer("/spec/containers")

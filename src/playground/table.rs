@@ -105,6 +105,7 @@ fn builtin_columns(kind: &str) -> Vec<PrinterColumn> {
                 ".status.containerStatuses[0].restartCount",
             ),
         ],
+        "Job" => vec![c("Status", "string", ""), c("Completions", "string", "")],
         "Service" => vec![
             c("Type", "string", ".spec.type"),
             c("Cluster-IP", "string", ".spec.clusterIP"),
@@ -142,6 +143,28 @@ fn special(kind: &str, name: &str, obj: &Value) -> Option<Value> {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             Some(json!(format!("{ready}/{total}")))
+        }
+        ("Job", "Status") => {
+            let has = |ty: &str| {
+                obj.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty && c["status"] == "True"))
+            };
+            let status = if has("Complete") {
+                "Complete"
+            } else if has("Failed") {
+                "Failed"
+            } else {
+                "Running"
+            };
+            Some(json!(status))
+        }
+        ("Job", "Completions") => {
+            let want = obj
+                .pointer("/spec/completions")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            Some(json!(format!("{}/{want}", n("/status/succeeded"))))
         }
         ("Event", "Object") => {
             let k = obj

@@ -1,8 +1,10 @@
-//! Simulated cluster controllers: Deployment → ReplicaSet → Pods with rolling updates, pod
+//! Simulated cluster controllers: Deployment → ReplicaSet → Pods with rolling updates, Jobs
+//! whose pods run to completion, pod
 //! readiness (delayed, crash-looping or never ready, chosen per pod-template label), Service
 //! endpoints, and the acceptance status routing controllers write. One task, driven by the
 //! store's change feed and timers, acting only through `ops::Api` (in process, no HTTP).
 
+mod jobs;
 mod pods;
 mod routing;
 mod workloads;
@@ -26,6 +28,8 @@ pub enum PodBehaviour {
     NeverReady,
     /// Containers crash and restart: `CrashLoopBackOff`, never Ready.
     CrashLoop,
+    /// Containers exit with code 1: a Job's pod ends `Failed`; any other pod crash-loops.
+    Fail,
 }
 
 /// Pods whose labels include `label=value` behave as `behaviour`.
@@ -37,7 +41,7 @@ pub struct PodRule {
 }
 
 /// The label a pod template can carry to choose its behaviour without options:
-/// `ready`, `never-ready` or `crash-loop`.
+/// `ready`, `never-ready`, `crash-loop` or `fail` (a Job's pod fails).
 pub const BEHAVIOUR_LABEL: &str = "playground.sluice.dev/behaviour";
 
 /// Knobs of the simulated controllers.
@@ -53,6 +57,8 @@ pub struct SimulationOptions {
     pub endpoints: bool,
     /// Acceptance status on HTTPRoute, GRPCRoute, VirtualService and Ingress.
     pub routing: bool,
+    /// Job → Pods that run to completion → Job conditions.
+    pub jobs: bool,
     /// Time from pod creation to Running (and Ready, for `Ready` pods).
     pub pod_ready_delay: Duration,
     /// Per-label pod behaviours (first match wins; then `BEHAVIOUR_LABEL`; then `Ready`).
@@ -67,6 +73,7 @@ impl Default for SimulationOptions {
             pods: true,
             endpoints: true,
             routing: true,
+            jobs: true,
             pod_ready_delay: Duration::from_millis(100),
             pod_rules: Vec::new(),
         }
@@ -82,12 +89,18 @@ impl SimulationOptions {
             pods: false,
             endpoints: false,
             routing: false,
+            jobs: false,
             ..Self::default()
         }
     }
 
     fn any(&self) -> bool {
-        self.deployments || self.replicasets || self.pods || self.endpoints || self.routing
+        self.deployments
+            || self.replicasets
+            || self.pods
+            || self.endpoints
+            || self.routing
+            || self.jobs
     }
 }
 
@@ -97,6 +110,8 @@ enum Work {
     Deployment(Key),
     ReplicaSet(Key),
     PodStart(Key),
+    PodFinish(Key),
+    Job(Key),
     Endpoints(String),
     Route(GroupResource, Key),
 }
@@ -287,14 +302,30 @@ impl Sim {
                     pending.insert(Work::Deployment(owner));
                 }
             }
+            ("batch", "jobs") => {
+                pending.insert(Work::Job(key));
+            }
             ("", "pods") => {
-                if change.event.kind == super::store::EventType::Added && self.options.pods {
+                let owner = controller_of(obj);
+                let added = change.event.kind == super::store::EventType::Added;
+                if added && self.options.pods {
                     self.after(self.options.pod_ready_delay, Work::PodStart(key.clone()));
+                    // A Job's pod runs for as long again, then exits.
+                    if owner.as_ref().is_some_and(|(kind, _)| kind == "Job") {
+                        self.after(
+                            2 * self.options.pod_ready_delay,
+                            Work::PodFinish(key.clone()),
+                        );
+                    }
                 }
-                if let Some((kind, owner)) = controller_of(obj)
-                    && kind == "ReplicaSet"
-                {
-                    pending.insert(Work::ReplicaSet(owner));
+                match owner {
+                    Some((kind, owner)) if kind == "ReplicaSet" => {
+                        pending.insert(Work::ReplicaSet(owner));
+                    }
+                    Some((kind, owner)) if kind == "Job" => {
+                        pending.insert(Work::Job(owner));
+                    }
+                    _ => {}
                 }
                 pending.insert(Work::Endpoints(key.0));
             }
@@ -313,6 +344,8 @@ impl Sim {
             Work::Deployment(k) if self.options.deployments => workloads::deployment(self, k),
             Work::ReplicaSet(k) if self.options.replicasets => workloads::replicaset(self, k),
             Work::PodStart(k) if self.options.pods => pods::start(self, k),
+            Work::PodFinish(k) if self.options.pods => jobs::finish_pod(self, k),
+            Work::Job(k) if self.options.jobs => jobs::job(self, k),
             Work::Endpoints(ns) if self.options.endpoints => pods::endpoints(self, ns),
             Work::Route(r, k) if self.options.routing => routing::accept(self, r, k),
             _ => {}

@@ -7,7 +7,8 @@ use crate::playground::store::Key;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn behaviour(sim: &Sim, pod: &Value) -> PodBehaviour {
+/// How `pod` behaves: the first matching rule, else `BEHAVIOUR_LABEL`, else `Ready`.
+pub(super) fn behaviour(sim: &Sim, pod: &Value) -> PodBehaviour {
     let labels = pod.pointer("/metadata/labels");
     let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
     if let Some(rule) = sim
@@ -21,6 +22,7 @@ fn behaviour(sim: &Sim, pod: &Value) -> PodBehaviour {
     match label(BEHAVIOUR_LABEL) {
         Some("never-ready") => PodBehaviour::NeverReady,
         Some("crash-loop") => PodBehaviour::CrashLoop,
+        Some("fail") => PodBehaviour::Fail,
         _ => PodBehaviour::Ready,
     }
 }
@@ -41,7 +43,13 @@ pub fn start(sim: &Sim, key: &Key) {
     if pod.pointer("/metadata/deletionTimestamp").is_some() {
         return;
     }
-    let b = behaviour(sim, &pod);
+    // A failing pod that is not a Job's is restarted by the kubelet for ever: a crash loop.
+    let runs_to_completion = super::controller_of(&pod).is_some_and(|(kind, _)| kind == "Job");
+    let b = match behaviour(sim, &pod) {
+        PodBehaviour::Fail if runs_to_completion => PodBehaviour::Ready,
+        PodBehaviour::Fail => PodBehaviour::CrashLoop,
+        b => b,
+    };
     let now = crate::playground::ops::now();
     let ready = b == PodBehaviour::Ready;
     let uid = pod

@@ -76,10 +76,16 @@ impl PrometheusProvider {
         now: jiff::Timestamp,
     ) -> Result<Prepared<'a>, ProviderError> {
         let endpoint = self.endpoints.prometheus_for(spec)?;
-        let http = self.clients.client(&endpoint.name, &endpoint.tls, spec.insecure)?;
-        let client = prometheus_http_query::Client::from(http.clone(), &endpoint.url).map_err(|error| {
-            ProviderError::Config(format!("prometheus {}: URL {}: {error}", endpoint.name, endpoint.url))
-        })?;
+        let http = self
+            .clients
+            .client(&endpoint.name, &endpoint.tls, spec.insecure)?;
+        let client =
+            prometheus_http_query::Client::from(http.clone(), &endpoint.url).map_err(|error| {
+                ProviderError::Config(format!(
+                    "prometheus {}: URL {}: {error}",
+                    endpoint.name, endpoint.url
+                ))
+            })?;
         let window = spec
             .range_query
             .as_ref()
@@ -113,12 +119,18 @@ impl MetricProvider for PrometheusProvider {
 
     async fn measure(&self, req: &MeasureRequest<'_>) -> Result<Outcome, ProviderError> {
         let spec = req.metric.provider.prometheus.as_ref().ok_or_else(|| {
-            ProviderError::Config(format!("metric {} has no prometheus provider", req.metric.name))
+            ProviderError::Config(format!(
+                "metric {} has no prometheus provider",
+                req.metric.name
+            ))
         })?;
         let prepared = self.prepare(spec, req.args, req.now)?;
         let data = send(&prepared, req.now, req.args).await?;
         let mut metadata = BTreeMap::from([
-            ("resolvedQuery".to_string(), req.args.redact(&prepared.query)),
+            (
+                "resolvedQuery".to_string(),
+                req.args.redact(&prepared.query),
+            ),
             ("server".to_string(), prepared.endpoint.name.clone()),
         ]);
         if let Some(window) = &prepared.window {
@@ -133,7 +145,10 @@ impl MetricProvider for PrometheusProvider {
 
 /// The metric's headers with arguments substituted; a value holding a secret is marked
 /// sensitive so it is never logged by the HTTP stack.
-fn headers(spec: &PrometheusMetric, args: &Args) -> Result<Vec<(HeaderName, HeaderValue)>, ProviderError> {
+fn headers(
+    spec: &PrometheusMetric,
+    args: &Args,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ProviderError> {
     spec.headers
         .iter()
         .map(|header| {
@@ -154,16 +169,22 @@ fn headers(spec: &PrometheusMetric, args: &Args) -> Result<Vec<(HeaderName, Head
 
 /// Sends the query by POST (the query stays out of URLs and access logs) and reads the answer,
 /// all within the metric's timeout.
-async fn send(prepared: &Prepared<'_>, now: jiff::Timestamp, args: &Args) -> Result<Data, ProviderError> {
+async fn send(
+    prepared: &Prepared<'_>,
+    now: jiff::Timestamp,
+    args: &Args,
+) -> Result<Data, ProviderError> {
     let name = &prepared.endpoint.name;
     let exchange = async {
         let response = match &prepared.window {
             None => {
-                let builder = prepared.client.query(&prepared.query).at(now.as_second());
-                let builder = prepared
-                    .headers
-                    .iter()
-                    .fold(builder, |b, (name, value)| b.header(name.clone(), value.clone()));
+                // `at` takes whole seconds; evaluating up to a second before now would miss
+                // the latest scrape, so the time goes as a parameter with milliseconds.
+                let at = format!("{:.3}", now.as_millisecond() as f64 / 1000.0);
+                let builder = prepared.client.query(&prepared.query).query("time", at);
+                let builder = prepared.headers.iter().fold(builder, |b, (name, value)| {
+                    b.header(name.clone(), value.clone())
+                });
                 // Prometheus stops evaluating at the same limit.
                 let builder = builder.timeout(millis(prepared.timeout));
                 builder.post_raw().await
@@ -175,17 +196,21 @@ async fn send(prepared: &Prepared<'_>, now: jiff::Timestamp, args: &Args) -> Res
                     window.end.as_second(),
                     window.step.as_secs_f64(),
                 );
-                let builder = prepared
-                    .headers
-                    .iter()
-                    .fold(builder, |b, (name, value)| b.header(name.clone(), value.clone()));
+                let builder = prepared.headers.iter().fold(builder, |b, (name, value)| {
+                    b.header(name.clone(), value.clone())
+                });
                 builder.timeout(millis(prepared.timeout)).post_raw().await
             }
         }
-        .map_err(|error| ProviderError::Request(args.redact(&format!("prometheus {name}: {}", describe(&error)))))?;
+        .map_err(|error| {
+            ProviderError::Request(args.redact(&format!("prometheus {name}: {}", describe(&error))))
+        })?;
         let status = response.status();
         let body = response.text().await.map_err(|error| {
-            ProviderError::Request(format!("prometheus {name}: reading the answer: {}", sources(&error)))
+            ProviderError::Request(format!(
+                "prometheus {name}: reading the answer: {}",
+                sources(&error)
+            ))
         })?;
         Ok::<_, ProviderError>((status, body))
     };
@@ -201,7 +226,12 @@ async fn send(prepared: &Prepared<'_>, now: jiff::Timestamp, args: &Args) -> Res
 }
 
 /// The result in Prometheus's answer, or an error with Prometheus's own text.
-fn read_answer(name: &str, status: reqwest::StatusCode, body: &str, args: &Args) -> Result<Data, ProviderError> {
+fn read_answer(
+    name: &str,
+    status: reqwest::StatusCode,
+    body: &str,
+    args: &Args,
+) -> Result<Data, ProviderError> {
     match serde_json::from_str::<Envelope>(body) {
         Ok(Envelope {
             status: s,
@@ -229,7 +259,10 @@ fn read_answer(name: &str, status: reqwest::StatusCode, body: &str, args: &Args)
 /// A send error without the request's URL (which would be noise, and may hold arguments).
 fn describe(error: &prometheus_http_query::Error) -> String {
     use std::error::Error as _;
-    match error.source().and_then(|s| s.downcast_ref::<reqwest::Error>()) {
+    match error
+        .source()
+        .and_then(|s| s.downcast_ref::<reqwest::Error>())
+    {
         Some(reqwest) if reqwest.is_connect() => format!("cannot connect: {}", sources(reqwest)),
         Some(reqwest) => format!("{error}: {}", sources(reqwest)),
         None => error.to_string(),
@@ -247,7 +280,9 @@ fn sources(error: &reqwest::Error) -> String {
         next = cause.source();
     }
     if causes.is_empty() {
-        return error.status().map_or_else(|| "request failed".into(), |s| format!("HTTP {s}"));
+        return error
+            .status()
+            .map_or_else(|| "request failed".into(), |s| format!("HTTP {s}"));
     }
     causes.join(": ")
 }

@@ -18,7 +18,11 @@ pub(super) struct Window {
 impl Window {
     /// The window `range` describes, its durations counted back from `now` (`start: 10m` is
     /// ten minutes before now; no `end` is now).
-    pub fn before(now: jiff::Timestamp, range: &RangeQuery, args: &Args) -> Result<Self, ProviderError> {
+    pub fn before(
+        now: jiff::Timestamp,
+        range: &RangeQuery,
+        args: &Args,
+    ) -> Result<Self, ProviderError> {
         let duration = |field: &str, text: &str| -> Result<Duration, ProviderError> {
             let text = args.substitute_plain(text)?;
             parse_duration(&text).ok_or_else(|| {
@@ -28,16 +32,24 @@ impl Window {
             })
         };
         let back = duration("start", &range.start)?;
-        let forward = range.end.as_deref().map(|end| duration("end", end)).transpose()?;
+        let forward = range
+            .end
+            .as_deref()
+            .map(|end| duration("end", end))
+            .transpose()?;
         let step = duration("step", &range.step)?;
         if step.is_zero() {
-            return Err(ProviderError::Config("rangeQuery.step must be more than 0".into()));
+            return Err(ProviderError::Config(
+                "rangeQuery.step must be more than 0".into(),
+            ));
         }
         let before = |d: Duration| {
             jiff::SignedDuration::try_from(d)
                 .ok()
                 .and_then(|d| now.checked_sub(d).ok())
-                .ok_or_else(|| ProviderError::Config(format!("rangeQuery: {d:?} before now is out of range")))
+                .ok_or_else(|| {
+                    ProviderError::Config(format!("rangeQuery: {d:?} before now is out of range"))
+                })
         };
         let (start, end) = (before(back)?, before(forward.unwrap_or_default())?);
         if start >= end {
@@ -73,10 +85,14 @@ pub(super) fn parse_duration(text: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let count: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit_ms: u64 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -199,7 +215,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(result_value(&matrix), json!([1.0, 2.0, 3.0]));
-        let empty: Data = serde_json::from_value(json!({"resultType": "vector", "result": []})).unwrap();
+        let empty: Data =
+            serde_json::from_value(json!({"resultType": "vector", "result": []})).unwrap();
         assert_eq!(result_value(&empty), json!([]));
     }
 }

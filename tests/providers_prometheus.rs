@@ -1,6 +1,8 @@
 //! The Prometheus metric provider against a real `prometheus` process scraping series the
 //! tests set (see `prometheus_support`).
 
+#![allow(clippy::unwrap_used)] // Test helpers panic on bad input by design.
+
 mod prometheus_support;
 
 use prometheus_support::{Prometheus, exporter, shared};

@@ -12,6 +12,7 @@
 //! has. When the test binary exits, however it exits, the pipe closes; `sh` then kills
 //! `prometheus` and removes its temporary directory (config, TSDB, log).
 
+// Not every test file uses every helper; helpers panic on a broken environment by design.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

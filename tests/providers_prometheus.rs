@@ -323,3 +323,82 @@ async fn a_server_that_never_answers_times_out_at_the_metric_timeout() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_secret_argument_is_read_at_measurement_time_and_never_shown() {
+    use k8s_openapi::api::core::v1::Secret;
+    use sluice::crd::{Argument, ArgumentSource, SecretKeyRef};
+    use sluice::playground::{Playground, PlaygroundOptions, SimulationOptions};
+    let playground = Playground::start(PlaygroundOptions {
+        simulation: SimulationOptions::disabled(),
+        ..PlaygroundOptions::default()
+    })
+    .await
+    .unwrap();
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(playground.client(), "default");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "prometheus-auth"},
+        "stringData": {"token": "from-the-secret"},
+    }))
+    .unwrap();
+    secrets.create(&Default::default(), &secret).await.unwrap();
+    let from_secret = |key: &str| Argument {
+        name: "token".into(),
+        value: None,
+        value_from: Some(ArgumentSource {
+            secret_key_ref: Some(SecretKeyRef {
+                name: "prometheus-auth".into(),
+                key: key.into(),
+            }),
+        }),
+    };
+
+    let args = Args::resolve(&playground.client(), "default", &[from_secret("token")])
+        .await
+        .unwrap();
+    shared();
+    let provider = provider(&[format!("proxied={}", exporter().proxy_url())]);
+    let spec = PrometheusMetric {
+        headers: vec![HttpHeader {
+            key: "X-Sluice-Secret-Test".into(),
+            value: "{{args.token}}".into(),
+        }],
+        ..query("vector(5)")
+    };
+    let (result, metadata) = measure(&provider, spec, &args).await.unwrap();
+    assert_eq!(result, json!([5.0]));
+    assert!(
+        !format!("{metadata:?}").contains("from-the-secret"),
+        "{metadata:?}"
+    );
+    let seen = exporter().proxied_headers();
+    assert!(
+        seen.iter().any(|h| h
+            .get("x-sluice-secret-test")
+            .is_some_and(|v| v == "from-the-secret")),
+        "{seen:?}"
+    );
+
+    let err = Args::resolve(&playground.client(), "default", &[from_secret("nope")])
+        .await
+        .unwrap_err();
+    assert!(
+        err.0
+            .contains("Secret default/prometheus-auth has no key nope"),
+        "{err}"
+    );
+    let missing = Argument {
+        value_from: Some(ArgumentSource {
+            secret_key_ref: Some(SecretKeyRef {
+                name: "absent".into(),
+                key: "token".into(),
+            }),
+        }),
+        ..from_secret("token")
+    };
+    let err = Args::resolve(&playground.client(), "default", &[missing])
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("cannot read Secret default/absent"), "{err}");
+    assert!(!err.0.contains("from-the-secret"), "{err}");
+}

@@ -402,3 +402,66 @@ async fn a_secret_argument_is_read_at_measurement_time_and_never_shown() {
     assert!(err.0.contains("cannot read Secret default/absent"), "{err}");
     assert!(!err.0.contains("from-the-secret"), "{err}");
 }
+
+#[tokio::test]
+async fn https_is_verified_with_the_registered_ca_bundle_and_insecure_only_where_allowed() {
+    let (ca_pem, server) = prometheus_support::test_certificates();
+    let own = Prometheus::start_tls(exporter(), server);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let endpoints = MetricEndpoints::new(EndpointFlags {
+        prometheus: vec![
+            format!("trusted={}", own.url()).parse().unwrap(),
+            format!("untrusted={}/", own.url()).parse().unwrap(),
+            format!("skipped={}//", own.url()).parse().unwrap(),
+        ],
+        insecure: vec!["skipped".into()],
+        ca_bundles: vec![format!("trusted={}", ca_file.display()).parse().unwrap()],
+        ..EndpointFlags::default()
+    })
+    .unwrap();
+    let clients = EndpointClients::new(reqwest::Client::new(), &endpoints).unwrap();
+    let provider = PrometheusProvider::new(Arc::new(endpoints), clients);
+    let on = |server: &str, insecure: bool| PrometheusMetric {
+        server: Some(server.into()),
+        insecure,
+        ..query("vector(3)")
+    };
+    let args = Args::default();
+
+    // Started means accepting connections; wait until it answers through the trusted client.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let result = loop {
+        match measure(&provider, on("trusted", false), &args).await {
+            Ok((result, _)) => break result,
+            Err(err) if Instant::now() < deadline => {
+                let _ = err;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(err) => panic!("the TLS Prometheus never answered: {err}"),
+        }
+    };
+    assert_eq!(result, json!([3.0]));
+
+    let err = measure(&provider, on("untrusted", false), &args)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Request(_)), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    let err = measure(&provider, on("untrusted", true), &args)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Config(_)), "{err}");
+    assert!(
+        err.to_string().contains("--metric-insecure-tls untrusted"),
+        "{err}"
+    );
+    let (result, _) = measure(&provider, on("skipped", true), &args)
+        .await
+        .unwrap();
+    assert_eq!(result, json!([3.0]));
+}

@@ -177,24 +177,46 @@ async fn proxy(
 pub struct Prometheus {
     port: u16,
     exporter: SocketAddr,
+    tls: Option<TlsFiles>,
     running: Mutex<Option<(Child, ChildStdin)>>,
+}
+
+/// A server certificate and key (PEM) for a Prometheus serving HTTPS.
+#[derive(Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert_pem: String,
+    /// The private key.
+    pub key_pem: String,
 }
 
 impl Prometheus {
     /// Starts a Prometheus of its own scraping `exporter`, and waits until it is ready.
     pub fn start(exporter: &Exporter) -> Self {
+        Self::start_with(exporter, None)
+    }
+
+    /// Starts a Prometheus of its own serving HTTPS with `tls`. It is only waited for until it
+    /// accepts connections: a test checks readiness through its own TLS client.
+    pub fn start_tls(exporter: &Exporter, tls: TlsFiles) -> Self {
+        Self::start_with(exporter, Some(tls))
+    }
+
+    fn start_with(exporter: &Exporter, tls: Option<TlsFiles>) -> Self {
         let prometheus = Self {
             port: free_port(),
             exporter: exporter.addr(),
+            tls,
             running: Mutex::new(None),
         };
         prometheus.restart();
         prometheus
     }
 
-    /// The base URL (`http://127.0.0.1:PORT`).
+    /// The base URL (`http://127.0.0.1:PORT`, `https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Stops the process (and removes its data); queries now fail with "connection refused".
@@ -222,7 +244,8 @@ impl Prometheus {
             .keep();
         let config = dir.join("prometheus.yml");
         std::fs::write(&config, scrape_config(self.exporter)).unwrap();
-        let mut supervisor = Command::new("sh")
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("sh")
@@ -232,7 +255,14 @@ impl Prometheus {
                 "--storage.tsdb.path={}",
                 dir.join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port));
+        if let Some(tls) = &self.tls {
+            command.arg(format!(
+                "--web.config.file={}",
+                write_tls_files(&dir, tls).display()
+            ));
+        }
+        let mut supervisor = command
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -275,7 +305,11 @@ impl Prometheus {
     fn wait_ready(&self, dir: &std::path::Path) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http_get_status(self.port, "/-/ready") == Some(200) {
+            let ready = match self.tls {
+                None => http_get_status(self.port, "/-/ready") == Some(200),
+                Some(_) => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -289,6 +323,44 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Writes the certificate, key and Prometheus web config into `dir`; returns the config's path.
+fn write_tls_files(dir: &std::path::Path, tls: &TlsFiles) -> std::path::PathBuf {
+    let (cert, key, web) = (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("web.yml"),
+    );
+    std::fs::write(&cert, &tls.cert_pem).unwrap();
+    std::fs::write(&key, &tls.key_pem).unwrap();
+    let config = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&web, config).unwrap();
+    web
+}
+
+/// A fresh CA, and a certificate for 127.0.0.1 it signed: `(ca_pem, server)`.
+pub fn test_certificates() -> (String, TlsFiles) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let files = TlsFiles {
+        cert_pem: server.pem(),
+        key_pem: server_key.serialize_pem(),
+    };
+    (ca_pem, files)
 }
 
 fn scrape_config(exporter: SocketAddr) -> String {

@@ -185,6 +185,40 @@ async fn an_argument_lands_inside_the_label_matcher_and_a_hostile_one_matches_no
     assert_eq!(result, json!([]));
 }
 
+/// `value` as a label value in the Prometheus text format.
+fn exposition_escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[tokio::test]
+async fn hostile_label_values_round_trip_through_the_promql_parser() {
+    let values = ["\"} or vector(1) #", "a\"b\\c\nd", "it's `q`", "ü€ {{x}}"];
+    for (i, value) in values.iter().enumerate() {
+        let series = format!("sluice_hostile{{v=\"{}\"}}", exposition_escape(value));
+        exporter().set(&series, i as f64);
+    }
+    shared()
+        .wait_for("sluice_hostile", |r| {
+            r.as_array().is_some_and(|a| a.len() == values.len())
+        })
+        .await;
+    let provider = shared_provider();
+    for (i, value) in values.iter().enumerate() {
+        let mut args = Args::default();
+        args.insert("v", Some((*value).to_string()), false);
+        for text in [
+            r#"sluice_hostile{v="{{args.v}}"}"#,
+            r#"sluice_hostile{v='{{args.v}}'}"#,
+        ] {
+            let (result, _) = measure(&provider, query(text), &args).await.unwrap();
+            assert_eq!(result, json!([i as f64]), "{text} with {value:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn headers_are_sent_and_secret_values_stay_out_of_metadata() {
     shared();
@@ -240,6 +274,24 @@ async fn an_unregistered_address_is_refused_and_nothing_is_contacted() {
         err.to_string()
             .contains(&format!("main ({})", shared().url())),
         "{err}"
+    );
+    // A server named through an argument is looked up like any other.
+    let mut args = Args::default();
+    args.insert("which", Some("other".into()), false);
+    let by_arg = |_: ()| PrometheusMetric {
+        server: Some("{{args.which}}".into()),
+        ..query("vector(1)")
+    };
+    let err = measure(&provider, by_arg(()), &args).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Prometheus server \"other\" is not registered"),
+        "{err}"
+    );
+    args.insert("which", Some("main".into()), false);
+    assert_eq!(
+        measure(&provider, by_arg(()), &args).await.unwrap().0,
+        json!([1.0])
     );
     let contacted = bystander.accept();
     assert!(

@@ -75,7 +75,21 @@ impl PrometheusProvider {
         args: &Args,
         now: jiff::Timestamp,
     ) -> Result<Prepared<'a>, ProviderError> {
-        let endpoint = self.endpoints.prometheus_for(spec)?;
+        // `server` and `address` may take arguments too; the registry still decides.
+        let target = PrometheusMetric {
+            server: spec
+                .server
+                .as_deref()
+                .map(|s| args.substitute_plain(s))
+                .transpose()?,
+            address: spec
+                .address
+                .as_deref()
+                .map(|a| args.substitute_plain(a))
+                .transpose()?,
+            ..PrometheusMetric::default()
+        };
+        let endpoint = self.endpoints.prometheus_for(&target)?;
         let http = self
             .clients
             .client(&endpoint.name, &endpoint.tls, spec.insecure)?;
@@ -190,6 +204,8 @@ async fn send(
                 builder.post_raw().await
             }
             Some(window) => {
+                // The crate takes whole seconds here; a window's edges may move by less than a
+                // second, which a range query's step makes immaterial.
                 let builder = prepared.client.query_range(
                     &prepared.query,
                     window.start.as_second(),

@@ -38,14 +38,6 @@ enum PromqlState {
     Literal(char),
 }
 
-/// Which part of a URL a placeholder is in.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum UrlPart {
-    Path,
-    Query,
-    Fragment,
-}
-
 /// Bytes percent-encoded in a URL value: everything except RFC 3986's unreserved characters, so
 /// a value cannot add a segment (`/`), a parameter (`&`, `=`), a query (`?`) or a fragment (`#`).
 const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -136,17 +128,9 @@ impl Args {
     pub fn substitute_url(&self, url: &str) -> Result<String, ArgError> {
         let authority_end = authority_end(url);
         let mut out = String::with_capacity(url.len());
-        let mut part = UrlPart::Path;
         for piece in pieces(url) {
             match piece {
-                Piece::Text(text) => {
-                    for c in text.chars() {
-                        if out.len() >= authority_end {
-                            part = url_step(part, c);
-                        }
-                        out.push(c);
-                    }
-                }
+                Piece::Text(text) => out.push_str(text),
                 Piece::Arg(name) => {
                     if out.len() < authority_end {
                         return Err(ArgError(format!(
@@ -155,14 +139,17 @@ impl Args {
                         )));
                     }
                     let value = self.value(name)?;
-                    if part == UrlPart::Path && matches!(value, "." | "..") {
-                        return Err(
-                            self.refused(name, "a path segment of . or .. would move the URL")
-                        );
-                    }
                     out.extend(percent_encoding::utf8_percent_encode(value, URL_VALUE));
                 }
             }
+        }
+        // `.` is unreserved, so values can still form a `.` or `..` segment (alone, or two
+        // placeholders side by side), which URL parsing would resolve.
+        if dot_segments(&out, authority_end) > dot_segments(url, authority_end) {
+            return Err(ArgError(format!(
+                "URL {}: an argument forms a path segment of . or .., which would move the URL",
+                self.redact(url)
+            )));
         }
         Ok(out)
     }
@@ -403,13 +390,11 @@ fn authority_end(url: &str) -> usize {
         .map_or(url.len(), |at| host_start + at)
 }
 
-/// The URL part after `c`.
-fn url_step(part: UrlPart, c: char) -> UrlPart {
-    match (part, c) {
-        (UrlPart::Path, '?') => UrlPart::Query,
-        (UrlPart::Path | UrlPart::Query, '#') => UrlPart::Fragment,
-        (part, _) => part,
-    }
+/// How many `.` or `..` segments the path of `url` (starting at `path_start`) has.
+fn dot_segments(url: &str, path_start: usize) -> usize {
+    let rest = url.get(path_start..).unwrap_or_default();
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').filter(|s| matches!(*s, "." | "..")).count()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ fn args() -> Args {
     args.insert("newline", Some("a\nb".into()), false);
     args.insert("up", Some("../".into()), false);
     args.insert("dotdot", Some("..".into()), false);
+    args.insert("dot", Some(".".into()), false);
     args.insert("query", Some("x?y=1&z=2#f".into()), false);
     args.insert("token", Some("s3cr\"et\nvalue".into()), true);
     args.insert("unset", None, false);
@@ -86,6 +87,16 @@ fn url_values_are_percent_encoded_and_cannot_move_the_url() {
         ),
         ("http://a.b/x/{{args.newline}}", Ok("http://a.b/x/a%0Ab")),
         ("http://a.b/x/{{args.dotdot}}/y", Err("would move the URL")),
+        (
+            "http://a.b/x/{{args.dot}}{{args.dot}}",
+            Err("would move the URL"),
+        ),
+        (
+            "http://a.b/x/{{args.dot}}{{args.dotdot}}",
+            Ok("http://a.b/x/..."),
+        ),
+        ("http://a.b/x?q={{args.dotdot}}", Ok("http://a.b/x?q=..")),
+        ("http://a.b/./x/{{args.svc}}", Ok("http://a.b/./x/checkout")),
         ("http://{{args.svc}}.example/x", Err("scheme, host or port")),
         ("http://a.b:{{args.svc}}/x", Err("scheme, host or port")),
         ("{{args.svc}}://a.b/x", Err("scheme, host or port")),

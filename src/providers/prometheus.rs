@@ -306,3 +306,54 @@ fn sources(error: &reqwest::Error) -> String {
 fn millis(timeout: Duration) -> i64 {
     i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    fn secret_args() -> Args {
+        let mut args = Args::default();
+        args.insert("token", Some("hunter2".into()), true);
+        args
+    }
+
+    #[test]
+    fn error_answers_carry_the_server_text_without_secrets() {
+        let args = secret_args();
+        let table = [
+            (
+                StatusCode::BAD_REQUEST,
+                r#"{"status":"error","errorType":"bad_data","error":"parse error near \"hunter2\""}"#,
+                "prometheus main answered HTTP 400 Bad Request: bad_data: parse error near \"<redacted>\"",
+            ),
+            (
+                StatusCode::BAD_GATEWAY,
+                "<html>upstream hunter2 unreachable</html>\n",
+                "prometheus main answered HTTP 502 Bad Gateway: <html>upstream <redacted> unreachable</html>",
+            ),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"status":"error","errorType":"unavailable","error":"too many queries"}"#,
+                "prometheus main answered HTTP 503 Service Unavailable: unavailable: too many queries",
+            ),
+        ];
+        for (status, body, want) in table {
+            let err = read_answer("main", status, body, &args).unwrap_err();
+            assert!(matches!(err, ProviderError::Request(_)), "{err}");
+            assert_eq!(err.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn a_result_this_provider_cannot_read_is_a_response_error() {
+        let body = r#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#;
+        let err = read_answer("main", StatusCode::OK, body, &Args::default()).unwrap_err();
+        assert!(matches!(err, ProviderError::Response(_)), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("prometheus main: the answer is not a query result"),
+            "{err}"
+        );
+    }
+}

@@ -19,6 +19,7 @@ need() { # need COMMAND DEBIAN-PACKAGE
 
 need cargo ""
 need kubectl kubernetes-client
+need prometheus prometheus
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 //! of the benchmarking thread (`compare_cpu`), which stays meaningful on a shared, loaded
 //! machine. The data are the latency-like samples of `scripts/bench-judge-vs-scipy.py`, which
 //! times scipy's `mannwhitneyu` (p-value only) on the same values both ways.
+//! `rate_ratio` times the rate-ratio test (p-value and 98 % interval) at 10^6 and 10^10 events.
 //! Run: `cargo bench -p sluice-analysis --bench judge`.
 
 use criterion::measurement::{Measurement, ValueFormatter};
@@ -132,7 +133,32 @@ fn bench_compare_cpu(c: &mut Criterion<ThreadCpuTime>) {
     group.finish();
 }
 
-criterion_group!(wall, bench_compare);
+/// Total events s; over equal exposures the canary has s/20,000 events more than half (0.1 σ
+/// above the mean at 10^6, 10 σ at 10^10), so the p-value needs both tails.
+const RATE_EVENTS: [u64; 2] = [1_000_000, 10_000_000_000];
+
+fn bench_rate_ratio(c: &mut Criterion) {
+    use sluice_analysis::rate_ratio::{Counts, rate_ratio};
+    let mut group = c.benchmark_group("rate_ratio");
+    group.sample_size(10);
+    for s in RATE_EVENTS {
+        let x = s / 2 + s / 20_000;
+        let experiment = Counts {
+            events: x,
+            total: 1e9,
+        };
+        let control = Counts {
+            events: s - x,
+            total: 1e9,
+        };
+        group.bench_with_input(BenchmarkId::from_parameter(s), &s, |b, _| {
+            b.iter(|| rate_ratio(black_box(experiment), black_box(control), 0.98))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(wall, bench_compare, bench_rate_ratio);
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ThreadCpuTime);

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sluice::crd::Metric;
-use sluice::providers::web::{WebPolicy, WebProvider};
+use sluice::providers::registry::{EndpointClients, EndpointFlags, MetricEndpoints};
+use sluice::providers::web::WebProvider;
 use sluice::providers::{Args, MeasureRequest, MetricProvider, Outcome, ProviderError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,11 +86,16 @@ async fn serve() -> (String, Log) {
 }
 
 fn provider(base: &str) -> WebProvider {
-    let policy = WebPolicy {
-        allowed_prefixes: vec![format!("{base}/api")],
-        insecure_allowed: vec![],
-    };
-    WebProvider::new(WebProvider::http_client(false).unwrap(), policy)
+    let endpoints = MetricEndpoints::new(EndpointFlags {
+        web_allow: vec![format!("{base}/api")],
+        ..EndpointFlags::default()
+    })
+    .unwrap();
+    let shared = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    WebProvider::new(Arc::new(endpoints), EndpointClients::shared_only(shared))
 }
 
 fn metric(web: Value) -> Metric {

@@ -78,6 +78,37 @@ pub struct ControllerArgs {
         value_delimiter = ','
     )]
     pub traffic_plugins: Vec<crate::traffic::PluginEntry>,
+    /// A Prometheus server analysis metrics may query, as `NAME=URL` (repeatable; the
+    /// environment variable takes a comma-separated list). Metrics name it (`server: NAME`) or
+    /// give its URL as `address`; nothing else is ever contacted.
+    #[arg(long = "prometheus", env = "SLUICE_PROMETHEUS", value_delimiter = ',')]
+    pub prometheus: Vec<crate::providers::registry::PrometheusEntry>,
+    /// The Prometheus server of metrics that name none (the first `--prometheus` when unset).
+    #[arg(long, env = "SLUICE_PROMETHEUS_DEFAULT")]
+    pub prometheus_default: Option<String>,
+    /// A URL prefix web metrics may call (repeatable; comma-separated in the environment).
+    #[arg(
+        long = "web-metric-allow",
+        env = "SLUICE_WEB_METRIC_ALLOW",
+        value_delimiter = ','
+    )]
+    pub web_metric_allow: Vec<String>,
+    /// A registered endpoint (Prometheus NAME or web URL-PREFIX) whose metrics may skip TLS
+    /// verification with `insecure: true` (repeatable).
+    #[arg(
+        long = "metric-insecure-tls",
+        env = "SLUICE_METRIC_INSECURE_TLS",
+        value_delimiter = ','
+    )]
+    pub metric_insecure_tls: Vec<String>,
+    /// Trust the PEM certificates in PATH for a registered endpoint, as `ENDPOINT=PATH`
+    /// (repeatable).
+    #[arg(
+        long = "metric-ca-bundle",
+        env = "SLUICE_METRIC_CA_BUNDLE",
+        value_delimiter = ','
+    )]
+    pub metric_ca_bundle: Vec<crate::providers::registry::CaBundleEntry>,
     /// AnalysisRun measurements taken at once, over all runs (each also bounded by its
     /// provider's timeout); further due measurements wait for a free place.
     #[arg(long, env = "SLUICE_MEASUREMENTS_AT_ONCE", default_value_t = 64)]
@@ -143,10 +174,25 @@ pub async fn run_controller(
         .context("--traffic-plugin")?;
     let metrics = Arc::new(Metrics::new());
     let client = client(&args, &metrics.request_layer()).await?;
+    // No redirects: a registered endpoint (plugin, metric server) must not be able to send the
+    // controller to an address nobody registered.
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("building the HTTP client")?;
+    let endpoints =
+        crate::providers::MetricEndpoints::new(crate::providers::registry::EndpointFlags {
+            prometheus: args.prometheus.clone(),
+            prometheus_default: args.prometheus_default.clone(),
+            web_allow: args.web_metric_allow.clone(),
+            insecure: args.metric_insecure_tls.clone(),
+            ca_bundles: args.metric_ca_bundle.clone(),
+        })
+        .context("metric endpoints (--prometheus, --web-metric-allow, --metric-*)")?;
+    let clients = crate::providers::registry::EndpointClients::new(http.clone(), &endpoints)
+        .context("metric endpoint TLS settings")?;
+    let endpoints_shown = endpoints.to_string();
     check_crds(&client).await?;
 
     let identity = args.identity.clone().unwrap_or(identity_default);
@@ -198,10 +244,14 @@ pub async fn run_controller(
         leader_elect = args.leader_elect,
         metrics_addr = %args.metrics_addr,
         traffic_plugins = %settings.traffic_plugins,
+        metric_endpoints = %endpoints_shown,
         "starting sluice controller"
     );
-    // Filled in by the providers' registry flags.
-    let providers = crate::providers::MetricProviders::default();
+    let providers = crate::providers::MetricProviders::standard(
+        client.clone(),
+        std::sync::Arc::new(endpoints),
+        clients,
+    );
     let wiring = Wiring {
         client,
         http,

@@ -62,7 +62,11 @@ impl Embedded {
         };
         let wiring = Wiring {
             client,
-            http: reqwest::Client::new(),
+            // No redirects, as the controller's own client (cli.rs).
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
             decide: crate::engine::decide,
             routers: options.routers.unwrap_or(crate::traffic::routers_for),
             metrics: metrics.clone(),

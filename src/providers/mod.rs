@@ -189,6 +189,22 @@ impl std::fmt::Debug for MetricProviders {
 }
 
 impl MetricProviders {
+    /// The built-in providers: Prometheus and web metrics reach only the endpoints in
+    /// `endpoints` (with `clients`' TLS settings), Job metrics run Jobs through `client`.
+    pub fn standard(
+        client: kube::Client,
+        endpoints: Arc<MetricEndpoints>,
+        clients: registry::EndpointClients,
+    ) -> Self {
+        Self::default()
+            .with(Arc::new(prometheus::PrometheusProvider::new(
+                endpoints.clone(),
+                clients.clone(),
+            )))
+            .with(Arc::new(web::WebProvider::new(endpoints, clients)))
+            .with(Arc::new(job::JobProvider::new(client)))
+    }
+
     /// This set with `provider` serving its kind (replacing one of the same kind).
     #[must_use]
     pub fn with(mut self, provider: Arc<dyn MetricProvider>) -> Self {

@@ -3,12 +3,14 @@
 //! metric's JSONPath as the result. Touches only the network, through the `reqwest::Client`
 //! it is given; never follows a redirect, so the allow-list cannot be escaped.
 
-use super::{Args, MeasureRequest, MetricProvider, Outcome, ProviderError};
+use super::registry::EndpointClients;
+use super::{Args, MeasureRequest, MetricEndpoints, MetricProvider, Outcome, ProviderError};
 use crate::crd::WebMetric;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest response body read by default: status documents are small, and a bigger body is
@@ -18,127 +20,44 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Timeout when the metric sets none (`timeoutSeconds`), as in Argo Rollouts.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The URL prefixes web metrics may call, as an administrator registered them. A URL is under a
-/// prefix when scheme, host and port are equal and its path continues the prefix's path at a
-/// segment boundary (`https://h/api` allows `https://h/api/x`, not `https://h/apix`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WebPolicy {
-    /// Prefixes any web metric may call.
-    pub allowed_prefixes: Vec<String>,
-    /// Prefixes a metric with `insecure: true` may call without verifying TLS certificates.
-    pub insecure_allowed: Vec<String>,
-}
-
-impl WebPolicy {
-    /// Whether `url` may be called (with TLS verification off when `insecure`).
-    ///
-    /// # Errors
-    /// `NotRegistered` naming the registered prefixes; `shown` is the URL as the message shows
-    /// it (secrets redacted).
-    pub fn check(&self, url: &Url, insecure: bool, shown: &str) -> Result<(), ProviderError> {
-        let prefixes = if insecure {
-            &self.insecure_allowed
-        } else {
-            &self.allowed_prefixes
-        };
-        if prefixes.iter().any(|p| under_prefix(url, p)) {
-            return Ok(());
-        }
-        let what = if insecure {
-            "registered for insecure (unverified TLS) web metrics"
-        } else {
-            "registered for web metrics"
-        };
-        let listed = if prefixes.is_empty() {
-            "none".to_string()
-        } else {
-            prefixes.join(", ")
-        };
-        Err(ProviderError::NotRegistered(format!(
-            "the web metric URL {shown} is not under a prefix {what} (registered: {listed}); \
-             an administrator registers prefixes with the controller"
-        )))
-    }
-}
-
-/// Whether `url` lies under `prefix` (see `WebPolicy`). A prefix that does not parse matches
-/// nothing.
-fn under_prefix(url: &Url, prefix: &str) -> bool {
-    let Ok(p) = Url::parse(prefix) else {
-        return false;
-    };
-    if url.scheme() != p.scheme()
-        || url.host_str() != p.host_str()
-        || url.port_or_known_default() != p.port_or_known_default()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return false;
-    }
-    let (path, base) = (url.path(), p.path());
-    path == base
-        || base.ends_with('/') && path.starts_with(base)
-        || path
-            .strip_prefix(base)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 /// The `web` provider.
 pub struct WebProvider {
-    client: reqwest::Client,
-    insecure_client: Option<reqwest::Client>,
-    policy: WebPolicy,
+    endpoints: Arc<MetricEndpoints>,
+    clients: EndpointClients,
     max_body: usize,
 }
 
 impl WebProvider {
-    /// A provider that sends requests with `client` (build it with `WebProvider::http_client`,
-    /// which follows no redirects) to URLs `policy` allows.
-    pub fn new(client: reqwest::Client, policy: WebPolicy) -> Self {
+    /// A provider that calls only URLs under the prefixes registered in `endpoints`, with the
+    /// client `clients` holds for each prefix's TLS settings (none of them follows redirects).
+    pub fn new(endpoints: Arc<MetricEndpoints>, clients: EndpointClients) -> Self {
         WebProvider {
-            client,
-            insecure_client: None,
-            policy,
+            endpoints,
+            clients,
             max_body: DEFAULT_MAX_BODY_BYTES,
         }
     }
 
-    /// The client used for metrics with `insecure: true` (built with
-    /// `WebProvider::http_client(true)`); without one such metrics fail with a Config error.
-    pub fn with_insecure_client(mut self, client: reqwest::Client) -> Self {
-        self.insecure_client = Some(client);
-        self
-    }
-
     /// Changes the response size cap (bytes).
+    #[must_use]
     pub fn with_max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
         self
     }
 
-    /// A client fit for this provider: no redirects followed (a redirect is an error, so a
-    /// registered endpoint cannot send the controller elsewhere); `insecure` skips TLS
-    /// certificate verification.
-    ///
-    /// # Errors
-    /// When the TLS backend cannot be initialised.
-    pub fn http_client(insecure: bool) -> Result<reqwest::Client, ProviderError> {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .danger_accept_invalid_certs(insecure)
-            .build()
-            .map_err(|e| ProviderError::Config(format!("cannot build the HTTP client: {e}")))
-    }
-
-    fn client_for(&self, insecure: bool) -> Result<&reqwest::Client, ProviderError> {
-        if !insecure {
-            return Ok(&self.client);
-        }
-        self.insecure_client.as_ref().ok_or_else(|| {
-            ProviderError::Config(
-                "insecure web metrics are not enabled on this controller".to_string(),
-            )
-        })
+    /// The client for a prepared request: its URL must be under a registered prefix.
+    fn client_for(&self, p: &Prepared, insecure: bool) -> Result<&reqwest::Client, ProviderError> {
+        let endpoint = self.endpoints.web_allowed(p.url.as_str()).map_err(|_| {
+            let prefixes: Vec<&str> = self.endpoints.web().map(|w| w.prefix.as_str()).collect();
+            ProviderError::NotRegistered(format!(
+                "the web metric URL {} is not under a prefix registered with the controller \
+                 (registered: {}); an administrator allows prefixes with --web-metric-allow URL-PREFIX",
+                p.shown_url,
+                if prefixes.is_empty() { "none".to_string() } else { prefixes.join(", ") }
+            ))
+        })?;
+        self.clients
+            .client(&endpoint.prefix, &endpoint.tls, insecure)
     }
 }
 
@@ -345,7 +264,7 @@ impl WebProvider {
     async fn fetch(&self, p: &Prepared, insecure: bool) -> Result<Value, ProviderError> {
         let shown = &p.shown_url;
         let mut request = self
-            .client_for(insecure)?
+            .client_for(p, insecure)?
             .request(p.method.clone(), p.url.clone())
             .headers(p.headers.clone());
         if let Some(body) = &p.body {
@@ -395,7 +314,8 @@ impl MetricProvider for WebProvider {
             ProviderError::Config(format!("metric {} has no web provider", req.metric.name))
         })?;
         let p = prepare(metric, req.args)?;
-        self.policy.check(&p.url, metric.insecure, &p.shown_url)?;
+        // Checked before any request: an unregistered URL sends nothing.
+        self.client_for(&p, metric.insecure)?;
         let doc = tokio::time::timeout(p.timeout, self.fetch(&p, metric.insecure))
             .await
             .map_err(|_| {
@@ -419,34 +339,6 @@ impl MetricProvider for WebProvider {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn prefixes_match_on_host_port_and_path_segments_only() {
-        let policy = WebPolicy {
-            allowed_prefixes: vec!["https://status.example.com/api".into()],
-            insecure_allowed: vec![],
-        };
-        let allowed = |u: &str| policy.check(&url(u), false, u).is_ok();
-        assert!(allowed("https://status.example.com/api"));
-        assert!(allowed("https://status.example.com/api/v1?q=1"));
-        assert!(allowed("https://status.example.com:443/api/v1"));
-        assert!(!allowed("https://status.example.com/apix"));
-        assert!(!allowed("https://status.example.com/api/../admin"));
-        assert!(!allowed("https://status.example.com.evil.net/api"));
-        assert!(!allowed("https://status.example.com:8443/api"));
-        assert!(!allowed("http://status.example.com/api"));
-        assert!(!allowed("https://status.example.com@evil.net/api"));
-        // Insecure calls need an insecure registration.
-        assert!(
-            policy
-                .check(&url("https://status.example.com/api"), true, "x")
-                .is_err()
-        );
-    }
 
     #[test]
     fn kubernetes_style_paths_are_read_as_rfc_9535() {

@@ -18,7 +18,8 @@ pub struct EndpointClients {
 
 impl EndpointClients {
     /// Clients for `endpoints`; endpoints without TLS settings use `shared` (the controller's
-    /// one client).
+    /// one client, which must not follow redirects: a registered endpoint must not be able to
+    /// send the controller elsewhere). The clients built here follow none.
     ///
     /// # Errors
     /// A CA bundle that cannot be read or holds no PEM certificate, or a client that cannot be
@@ -41,6 +42,7 @@ impl EndpointClients {
         let insecure = if settings.iter().any(|tls| tls.insecure_allowed) {
             let client = reqwest::Client::builder()
                 .use_rustls_tls()
+                .redirect(reqwest::redirect::Policy::none())
                 .danger_accept_invalid_certs(true)
                 .build()
                 .map_err(|error| RegistryError(format!("building an HTTP client: {error}")))?;
@@ -108,7 +110,9 @@ fn client_trusting(path: &Path) -> Result<reqwest::Client, RegistryError> {
     certificates
         .into_iter()
         .fold(
-            reqwest::Client::builder().use_rustls_tls(),
+            reqwest::Client::builder()
+                .use_rustls_tls()
+                .redirect(reqwest::redirect::Policy::none()),
             |builder, certificate| builder.add_root_certificate(certificate),
         )
         .build()

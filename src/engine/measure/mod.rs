@@ -7,7 +7,9 @@
 //! consecutiveSuccessLimit, dryRun, measurementRetention (default 10), terminate, the
 //! worst-phase roll-up and early termination.
 
+mod cel_ext;
 pub mod condition;
+mod source;
 
 use crate::crd::{AnalysisRunSpec, AnalysisRunStatus, Measurement};
 use jiff::Timestamp;

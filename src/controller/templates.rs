@@ -71,8 +71,24 @@ pub fn observe(
         return out;
     }
     for analysis in analyses(rollout) {
+        // A run's metrics are known by name: two templates of one analysis must not share one.
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for t in &analysis.templates {
-            let found = lookup(stores, namespace, t).map(|spec| problems(&spec, analysis));
+            let found = lookup(stores, namespace, t).map(|spec| {
+                let mut found = problems(&spec, analysis);
+                for metric in &spec.metrics {
+                    match seen.get(&metric.name) {
+                        Some(other) => found.push(format!(
+                            "metric {:?} is also defined by template {other:?} of the same analysis",
+                            metric.name
+                        )),
+                        None => {
+                            seen.insert(metric.name.clone(), t.template_name.clone());
+                        }
+                    }
+                }
+                found
+            });
             out.insert((t.cluster_scope, t.template_name.clone()), found);
         }
     }

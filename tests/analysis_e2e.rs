@@ -234,6 +234,31 @@ async fn a_good_canary_passes_its_analysis_and_is_promoted() {
     let r = promoted(&h, ns, name, &v1).await;
     assert!(!r.status.as_ref().unwrap().abort);
     let run = runs(&h, ns).await.pop().expect("the step's run");
+    // Named and labelled for its Rollout, revision and step; owned by the Rollout.
+    let v2 = stable_hash(&r).unwrap();
+    assert_eq!(run.name_any(), format!("{name}-{v2}-2-1"));
+    let labels = run.labels();
+    for (key, value) in [
+        ("rollout.sluice.dev/analysis-kind", "Step"),
+        ("rollout.sluice.dev/step-index", "1"),
+        (sluice::crd::POD_TEMPLATE_HASH_LABEL, v2.as_str()),
+    ] {
+        assert_eq!(
+            labels.get(key).map(String::as_str),
+            Some(value),
+            "{labels:?}"
+        );
+    }
+    let owner = run
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .unwrap_or_else(|| panic!("no controller owner: {:?}", run.metadata));
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Rollout", name)
+    );
+    assert_eq!(owner.uid, r.uid().unwrap());
     let status = run.status.clone().unwrap();
     assert_eq!(status.phase, Some(AnalysisPhase::Successful), "{status:#?}");
     let metric = &status.metric_results[0];

@@ -646,3 +646,104 @@ async fn a_secret_argument_reaches_prometheus_and_nothing_else() {
     assert!(!log.is_empty(), "the controller logged");
     assert!(!log.contains(SECRET), "the secret leaked into the log");
 }
+
+/// Blue/green: the pre-promotion analysis passes, so the active Service switches; the
+/// post-promotion analysis fails, so the update aborts and the active Service goes back.
+#[tokio::test]
+async fn blue_green_pre_promotion_passes_and_post_promotion_failure_switches_back() {
+    let h = Harness::start().await;
+    let c = shared_controller(&h);
+    let (ns, name) = ("analysis-bluegreen", "bg-web");
+    h.namespace(ns).await;
+    set_ratio(shared(), name, 0.99).await;
+    for (template, condition) in [("pre", "result[0] >= 0.95"), ("post", "result[0] >= 1.5")] {
+        let mut t = ratio_template(ns, json!({"successCondition": condition}));
+        t["metadata"]["name"] = json!(template);
+        create::<AnalysisTemplate>(&h.client, Some(ns), t).await;
+    }
+    let analysis = |kind: &str, template: &str| {
+        format!(
+            "      {kind}:\n        templates:\n        - templateName: {template}\n        args:\n        - name: name\n          value: {name}\n"
+        )
+    };
+    let extra = format!(
+        "{}{}",
+        analysis("prePromotionAnalysis", "pre"),
+        analysis("postPromotionAnalysis", "post")
+    );
+    h.apply_yaml(ns, &bluegreen_yaml(name, 2, &extra)).await;
+    let v1 = h.first_revision_healthy(ns, name).await;
+    let active = format!("{name}-active");
+    h.set_image(ns, name, "example/app:2").await;
+    let pre = wait_run(&h, ns, "the pre-promotion run succeeded", |r| {
+        r.name_any().ends_with("-pre") && run_phase(r) == Some(AnalysisPhase::Successful)
+    })
+    .await;
+    let v2 = pre.labels()[sluice::crd::POD_TEMPLATE_HASH_LABEL].clone();
+    let post = wait_run(&h, ns, "the post-promotion run failed", |r| {
+        r.name_any().ends_with("-post") && run_phase(r) == Some(AnalysisPhase::Failed)
+    })
+    .await;
+    assert_eq!(
+        post.labels()["rollout.sluice.dev/analysis-kind"],
+        "PostPromotion"
+    );
+    h.wait_rollout(ns, name, "aborted", is_aborted).await;
+    eventually("active back on v1", || async {
+        h.service_hash(ns, &active).await.as_deref() == Some(v1.as_str())
+    })
+    .await;
+    assert_ne!(v1, v2);
+    c.stop().await;
+}
+
+/// Background analysis starts at `startingStep`, not before; its failure aborts the update.
+#[tokio::test]
+async fn background_analysis_starts_at_its_step_and_its_failure_aborts() {
+    let h = Harness::start().await;
+    let c = shared_controller(&h);
+    let (ns, name) = ("analysis-background", "bg-analysis-web");
+    h.namespace(ns).await;
+    set_ratio(shared(), name, 0.5).await;
+    create::<AnalysisTemplate>(
+        &h.client,
+        Some(ns),
+        ratio_template(
+            ns,
+            json!({"interval": "1s", "successCondition": "result[0] >= 0.95"}),
+        ),
+    )
+    .await;
+    let yaml = canary_yaml(
+        name,
+        2,
+        "        - setWeight: 25\n        - pause: {}\n        - setWeight: 50\n        - pause: {}\n",
+    )
+    .replace(
+        "      steps:\n",
+        "      analysis:\n        startingStep: 2\n        templates:\n        - templateName: success-rate\n        args:\n        - name: name\n          value: bg-analysis-web\n      steps:\n",
+    );
+    h.apply_yaml(ns, &yaml).await;
+    h.first_revision_healthy(ns, name).await;
+    h.set_image(ns, name, "example/app:2").await;
+    h.wait_rollout(ns, name, "paused at step 1", |r| {
+        step(r) == Some(1) && paused_on_step(r)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        runs(&h, ns).await.is_empty(),
+        "no background run before step 2"
+    );
+    h.patch_status(ns, name, json!({"pauseConditions": null}))
+        .await;
+    h.wait_rollout(ns, name, "aborted by the background run", is_aborted)
+        .await;
+    let run = runs(&h, ns).await.pop().unwrap();
+    assert_eq!(
+        run.labels()["rollout.sluice.dev/analysis-kind"],
+        "Background"
+    );
+    assert_eq!(run_phase(&run), Some(AnalysisPhase::Failed));
+    c.stop().await;
+}

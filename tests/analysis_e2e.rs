@@ -138,6 +138,22 @@ fn ratio_template(ns: &str, metric: Value) -> Value {
 
 const ANALYSIS_STEPS: &str = "        - setWeight: 50\n        - analysis:\n            templates:\n            - templateName: success-rate\n            args:\n            - name: name\n              valueFrom:\n                fieldRef:\n                  fieldPath: metadata.name\n        - setWeight: 100\n";
 
+/// A playground, a controller on the shared Prometheus, the namespace, the exporter's ratio
+/// for `name`, and the `success-rate` template with `metric`'s fields.
+async fn with_ratio_template(
+    ns: &str,
+    name: &str,
+    ratio: f64,
+    metric: Value,
+) -> (Harness, Embedded) {
+    let h = Harness::start().await;
+    let c = shared_controller(&h);
+    h.namespace(ns).await;
+    set_ratio(shared(), name, ratio).await;
+    create::<AnalysisTemplate>(&h.client, Some(ns), ratio_template(ns, metric)).await;
+    (h, c)
+}
+
 /// Sets the exporter's ratio for `rollout` and waits until Prometheus has it.
 async fn set_ratio(prometheus: &Prometheus, rollout: &str, value: f64) {
     exporter().set(&format!("ratio{{rollout=\"{rollout}\"}}"), value);
@@ -216,18 +232,12 @@ fn is_aborted(r: &Rollout) -> bool {
 
 #[tokio::test]
 async fn a_good_canary_passes_its_analysis_and_is_promoted() {
-    let h = Harness::start().await;
-    let c = shared_controller(&h);
     let (ns, name) = ("analysis-pass", "pass-web");
-    h.namespace(ns).await;
-    set_ratio(shared(), name, 0.99).await;
-    create::<AnalysisTemplate>(
-        &h.client,
-        Some(ns),
-        ratio_template(
-            ns,
-            json!({"count": 2, "interval": "1s", "successCondition": "result[0] >= 0.95"}),
-        ),
+    let (h, c) = with_ratio_template(
+        ns,
+        name,
+        0.99,
+        json!({"count": 2, "interval": "1s", "successCondition": "result[0] >= 0.95"}),
     )
     .await;
     let v1 = update(&h, ns, name, ANALYSIS_STEPS).await;
@@ -286,20 +296,8 @@ async fn a_good_canary_passes_its_analysis_and_is_promoted() {
 
 #[tokio::test]
 async fn a_bad_canary_fails_its_analysis_and_is_aborted_back_to_stable() {
-    let h = Harness::start().await;
-    let c = shared_controller(&h);
     let (ns, name) = ("analysis-fail", "fail-web");
-    h.namespace(ns).await;
-    set_ratio(shared(), name, 0.5).await;
-    create::<AnalysisTemplate>(
-        &h.client,
-        Some(ns),
-        ratio_template(
-            ns,
-            json!({"count": 3, "interval": "1s", "successCondition": "result[0] >= 0.95", "failureLimit": 1}),
-        ),
-    )
-    .await;
+    let (h, c) = with_ratio_template(ns, name, 0.5, json!({"count": 3, "interval": "1s", "successCondition": "result[0] >= 0.95", "failureLimit": 1})).await;
     let v1 = update(&h, ns, name, ANALYSIS_STEPS).await;
     let r = h.wait_rollout(ns, name, "aborted", is_aborted).await;
     let v2 = current_hash(&r).unwrap();
@@ -339,18 +337,12 @@ async fn a_bad_canary_fails_its_analysis_and_is_aborted_back_to_stable() {
 
 #[tokio::test]
 async fn an_inconclusive_canary_pauses_until_promoted_then_is_measured_again() {
-    let h = Harness::start().await;
-    let c = shared_controller(&h);
     let (ns, name) = ("analysis-inconclusive", "maybe-web");
-    h.namespace(ns).await;
-    set_ratio(shared(), name, 0.8).await;
-    create::<AnalysisTemplate>(
-        &h.client,
-        Some(ns),
-        ratio_template(
-            ns,
-            json!({"successCondition": "result[0] >= 0.95", "failureCondition": "result[0] < 0.5"}),
-        ),
+    let (h, c) = with_ratio_template(
+        ns,
+        name,
+        0.8,
+        json!({"successCondition": "result[0] >= 0.95", "failureCondition": "result[0] < 0.5"}),
     )
     .await;
     let v1 = update(&h, ns, name, ANALYSIS_STEPS).await;
@@ -700,18 +692,12 @@ async fn blue_green_pre_promotion_passes_and_post_promotion_failure_switches_bac
 /// Background analysis starts at `startingStep`, not before; its failure aborts the update.
 #[tokio::test]
 async fn background_analysis_starts_at_its_step_and_its_failure_aborts() {
-    let h = Harness::start().await;
-    let c = shared_controller(&h);
     let (ns, name) = ("analysis-background", "bg-analysis-web");
-    h.namespace(ns).await;
-    set_ratio(shared(), name, 0.5).await;
-    create::<AnalysisTemplate>(
-        &h.client,
-        Some(ns),
-        ratio_template(
-            ns,
-            json!({"interval": "1s", "successCondition": "result[0] >= 0.95"}),
-        ),
+    let (h, c) = with_ratio_template(
+        ns,
+        name,
+        0.5,
+        json!({"interval": "1s", "successCondition": "result[0] >= 0.95"}),
     )
     .await;
     let yaml = canary_yaml(

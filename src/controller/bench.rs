@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const NAMESPACE: &str = "default";
+pub(crate) const NAMESPACE: &str = "default";
 /// The pause every bench Rollout waits on; the lag is measured from its end.
 const PAUSE: Duration = Duration::from_secs(2);
 
@@ -44,24 +44,39 @@ pub struct BenchArgs {
 }
 
 fn rollout(name: &str, image: &str) -> anyhow::Result<Rollout> {
+    rollout_with(
+        name,
+        image,
+        2,
+        json!({"canary": {
+            "maxSurge": 1, "maxUnavailable": 0,
+            "steps": [
+                {"setWeight": 50},
+                {"pause": {"duration": format!("{}s", PAUSE.as_secs())}}
+            ]
+        }}),
+    )
+}
+
+/// A bench Rollout in the bench namespace: `replicas` pods of `image` and `strategy`.
+pub(crate) fn rollout_with(
+    name: &str,
+    image: &str,
+    replicas: i32,
+    strategy: serde_json::Value,
+) -> anyhow::Result<Rollout> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "sluice.dev/v1alpha1",
         "kind": "Rollout",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
-            "replicas": 2,
+            "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "app", "image": image}]}
             },
-            "strategy": {"canary": {
-                "maxSurge": 1, "maxUnavailable": 0,
-                "steps": [
-                    {"setWeight": 50},
-                    {"pause": {"duration": format!("{}s", PAUSE.as_secs())}}
-                ]
-            }}
+            "strategy": strategy
         }
     }))?)
 }

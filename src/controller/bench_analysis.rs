@@ -6,7 +6,7 @@
 //! from a measurement being due to its result being written (p50/p99/max, as seen through a
 //! watch), and the controller's CPU and resident memory. Figures, not assertions.
 
-use super::bench::{free_port, healthy, rss_kib, wait_all};
+use super::bench::{NAMESPACE, free_port, healthy, rollout_with, rss_kib, wait_all};
 use crate::crd::{AnalysisRun, AnalysisTemplate, Rollout};
 use crate::playground::prometheus::{PrometheusServer, find_binary};
 use crate::playground::{Playground, PlaygroundOptions, SimulationOptions};
@@ -21,8 +21,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const NAMESPACE: &str = "default";
 
 /// Options of the analysis bench.
 #[derive(Debug, clap::Args)]
@@ -42,26 +40,18 @@ pub struct AnalysisBenchArgs {
 }
 
 fn rollout(name: &str, image: &str) -> anyhow::Result<Rollout> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "sluice.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image}]}
+    rollout_with(
+        name,
+        image,
+        1,
+        json!({"canary": {
+            "analysis": {
+                "templates": [{"templateName": "bench-success"}],
+                "args": [{"name": "rollout", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
             },
-            "strategy": {"canary": {
-                "analysis": {
-                    "templates": [{"templateName": "bench-success"}],
-                    "args": [{"name": "rollout", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
-                },
-                "steps": [{"setWeight": 50}, {"pause": {}}]
-            }}
-        }
-    }))?)
+            "steps": [{"setWeight": 50}, {"pause": {}}]
+        }}),
+    )
 }
 
 fn template(interval: u64) -> anyhow::Result<AnalysisTemplate> {

@@ -196,13 +196,7 @@ async fn write_status(
 /// Starts one measurement as a task, unless one of the same metric is under way.
 fn start(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, status: &AnalysisRunStatus, due: Due) {
     let uid = run.uid().unwrap_or_default();
-    let Some(metric) = run
-        .spec
-        .metrics
-        .iter()
-        .find(|x| x.name == due.metric)
-        .cloned()
-    else {
+    let Some(metric) = metric_of(run, &due.metric) else {
         return;
     };
     if !m.inflight.start(&uid, &due.metric) {
@@ -240,13 +234,7 @@ fn stop(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, due: &Due) {
     let Some(measurement) = due.resume.clone() else {
         return;
     };
-    let Some(metric) = run
-        .spec
-        .metrics
-        .iter()
-        .find(|x| x.name == due.metric)
-        .cloned()
-    else {
+    let Some(metric) = metric_of(run, &due.metric) else {
         return;
     };
     let (m, run) = (m.clone(), run.clone());
@@ -272,6 +260,10 @@ fn stop(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, due: &Due) {
             tracing::warn!(error = %args.redact(&error.to_string()), metric = %metric.name, "stopping a measurement failed");
         }
     });
+}
+
+fn metric_of(run: &AnalysisRun, name: &str) -> Option<crate::crd::Metric> {
+    run.spec.metrics.iter().find(|x| x.name == name).cloned()
 }
 
 fn metric_result<'a>(status: &'a AnalysisRunStatus, metric: &str) -> Option<&'a MetricResult> {

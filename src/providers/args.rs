@@ -87,7 +87,10 @@ impl Args {
     ///
     /// # Errors
     /// A missing argument.
-    pub fn substitute_json(&self, value: &serde_json::Value) -> Result<serde_json::Value, ArgError> {
+    pub fn substitute_json(
+        &self,
+        value: &serde_json::Value,
+    ) -> Result<serde_json::Value, ArgError> {
         let _ = value;
         todo!("args")
     }

@@ -77,7 +77,7 @@ pub async fn client_for(path: &Path) -> Client {
 }
 
 /// PATH with the directory of the built `kubectl-sluice` first.
-fn path_with_plugin() -> String {
+pub fn path_with_plugin() -> String {
     let plugin = Path::new(env!("CARGO_BIN_EXE_kubectl-sluice"));
     let dir = plugin.parent().unwrap().display().to_string();
     format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())

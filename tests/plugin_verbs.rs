@@ -364,3 +364,58 @@ async fn a_forbidden_patch_names_the_verb_and_the_resource() {
     );
     pg.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubeconfig_context_and_output_flags_follow_kubectl() {
+    let ns = Ns::create("verbs-flags").await;
+    ns.healthy_canary("web", STEPS).await;
+    let run = |args: Vec<String>| async move {
+        tokio::process::Command::new("kubectl")
+            .arg("sluice")
+            .args(&args)
+            .env("KUBECONFIG", "no-such-kubeconfig")
+            .env("PATH", path_with_plugin())
+            .output()
+            .await
+            .unwrap()
+    };
+    let path = kubeconfig().display().to_string();
+    let with = |extra: &[&str]| {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "--kubeconfig".into(),
+            path.clone(),
+            "-n".into(),
+            ns.name.clone(),
+        ]);
+        args
+    };
+    let out = run(with(&[
+        "list",
+        "rollouts",
+        "-o",
+        "name",
+        "--context",
+        "playground",
+    ]))
+    .await;
+    assert_eq!(
+        text(&out.stdout),
+        "rollout.sluice.dev/web\n",
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(with(&["list", "rollouts", "--context", "nowhere"])).await;
+    let err = one_line_error(&["--context", "nowhere"], &out);
+    assert!(err.contains("cannot load the kubeconfig"), "{err}");
+
+    let out = run(with(&["get", "rollout", "web", "-o", "json"])).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"]["phase"], "Healthy", "{json}");
+    let out = run(with(&["pause", "web", "-o", "yaml"])).await;
+    let yaml: serde_json::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(yaml["spec"]["paused"], true, "{yaml}");
+    let out = run(with(&["resume", "web", "-o", "name"])).await;
+    assert_eq!(text(&out.stdout), "rollout.sluice.dev/web\n");
+}

@@ -24,12 +24,17 @@ pub struct Globals {
     /// Path of the kubeconfig file; defaults to $KUBECONFIG, then ~/.kube/config.
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
-    /// Output format: json, yaml, wide or name.
-    #[arg(short = 'o', long, global = true, value_enum)]
-    pub output: Option<Format>,
     /// Never colour the output (it is coloured only on a terminal).
     #[arg(long = "no-color", global = true)]
     pub no_color: bool,
+}
+
+/// `-o`, on the verbs that print objects (`judge` has its own).
+#[derive(Debug, Args)]
+pub struct OutputFlag {
+    /// Output format: json, yaml, wide or name.
+    #[arg(short = 'o', long, value_enum, global = true)]
+    pub output: Option<Format>,
 }
 
 /// A connection to the cluster and the flags that shape what a verb prints.
@@ -56,7 +61,7 @@ impl Ctx {
     ///
     /// # Errors
     /// When the kubeconfig cannot be read or names no usable context.
-    pub async fn connect(globals: &Globals) -> anyhow::Result<Ctx> {
+    pub async fn connect(globals: &Globals, output: Option<Format>) -> anyhow::Result<Ctx> {
         let options = KubeConfigOptions {
             context: globals.context.clone(),
             cluster: None,
@@ -84,7 +89,7 @@ impl Ctx {
             client,
             namespace,
             all_namespaces: globals.all_namespaces,
-            output: globals.output,
+            output,
             color: !globals.no_color && std::io::stdout().is_terminal(),
         })
     }

@@ -13,6 +13,8 @@ use kube::api::{Api, ListParams};
 pub struct ListArgs {
     #[command(subcommand)]
     pub what: ListCommand,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// What `list` lists.

@@ -84,7 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    let ctx = context::Ctx::connect(&globals).await?;
+    let ctx = context::Ctx::connect(&globals, output_of(&command)).await?;
     match command {
         Command::Version | Command::Judge(_) => {}
         Command::Get(args) => get::run(&ctx, &args).await?,
@@ -101,4 +101,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Terminate(args) => terminate::run(&ctx, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `-o` of the verbs that have one.
+fn output_of(command: &Command) -> Option<output::Format> {
+    match command {
+        Command::Version | Command::Judge(_) | Command::Status(_) => None,
+        Command::Get(a) => a.output.output,
+        Command::List(a) => a.output.output,
+        Command::Promote(a) => a.output.output,
+        Command::Abort(a) => a.output.output,
+        Command::Retry(a) => a.output.output,
+        Command::Pause(a) => a.output.output,
+        Command::Resume(a) => a.output.output,
+        Command::Restart(a) => a.output.output,
+        Command::Undo(a) => a.output.output,
+        Command::Set(a) => a.output.output,
+        Command::Terminate(a) => a.output.output,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_do_not_clash_between_verbs() {
+        // Catches a global flag shadowing a verb's own (judge's `-o table|json`).
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["kubectl-sluice", "judge", "-f", "x.json", "-o", "table"]);
+        assert!(cli.is_ok(), "{cli:?}");
+        let cli = Cli::try_parse_from(["kubectl-sluice", "get", "rollout", "web", "-o", "wide"]);
+        assert!(cli.is_ok(), "{cli:?}");
+    }
 }

@@ -11,6 +11,8 @@ use serde_json::json;
 pub struct PauseArgs {
     /// The Rollout.
     pub name: String,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// Runs the verb.

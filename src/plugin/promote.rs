@@ -17,6 +17,8 @@ pub struct PromoteArgs {
     /// Skip every remaining step, pause and analysis, and promote now.
     #[arg(long)]
     pub full: bool,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// Runs the verb.

@@ -17,6 +17,8 @@ pub struct RestartArgs {
     /// Restart after this delay (`30s`, `5m`, `1h`) instead of now.
     #[arg(short = 'i', long = "in", value_name = "DURATION")]
     pub delay: Option<String>,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// Runs the verb.

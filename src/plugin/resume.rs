@@ -12,6 +12,8 @@ use serde_json::json;
 pub struct ResumeArgs {
     /// The Rollout.
     pub name: String,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// Runs the verb.

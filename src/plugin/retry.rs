@@ -13,6 +13,8 @@ pub struct RetryArgs {
     /// The Rollout, optionally after the word `rollout`.
     #[arg(num_args = 1..=2, required = true, value_names = ["rollout", "NAME"])]
     pub words: Vec<String>,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// Runs the verb.

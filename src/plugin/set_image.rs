@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 pub struct SetArgs {
     #[command(subcommand)]
     pub what: SetCommand,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// What `set` changes.

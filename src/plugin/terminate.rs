@@ -14,6 +14,8 @@ use serde_json::json;
 pub struct TerminateArgs {
     #[command(subcommand)]
     pub what: TerminateCommand,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// What `terminate` stops.

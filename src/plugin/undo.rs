@@ -20,6 +20,8 @@ pub struct UndoArgs {
     /// The revision to go back to; 0 (the default) is the one before the current.
     #[arg(long = "to-revision", default_value_t = 0)]
     pub to_revision: i64,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// Runs the verb.

@@ -23,6 +23,8 @@ use std::io::Write as _;
 pub struct GetArgs {
     #[command(subcommand)]
     pub what: GetCommand,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
 }
 
 /// What `get` shows.

@@ -419,3 +419,38 @@ async fn kubeconfig_context_and_output_flags_follow_kubectl() {
     let out = run(with(&["resume", "web", "-o", "name"])).await;
     assert_eq!(text(&out.stdout), "rollout.sluice.dev/web\n");
 }
+
+#[tokio::test]
+async fn bash_completion_completes_verbs_subcommands_and_flags() {
+    let script = ok(&["completion", "bash"]).await;
+    let complete = |words: &str, cword: usize| {
+        let words: Vec<&str> = words.split(' ').collect();
+        let probe = format!(
+            "{script}\nCOMP_WORDS=({}); COMP_CWORD={cword}; _kubectl_sluice kubectl-sluice '{}' '{}'; echo \"${{COMPREPLY[@]}}\"",
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words[cword],
+            words[cword - 1],
+        );
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(probe)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    assert_eq!(complete("kubectl-sluice pro", 1), "promote");
+    assert_eq!(complete("kubectl-sluice set i", 2), "image");
+    assert_eq!(complete("kubectl-sluice promote --fu", 2), "--full");
+    for shell in ["zsh", "fish"] {
+        let script = ok(&["completion", shell]).await;
+        assert!(
+            script.contains("kubectl-sluice") && script.contains("promote"),
+            "{shell}"
+        );
+    }
+}

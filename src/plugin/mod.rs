@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod abort;
+pub mod completion;
 pub mod context;
 pub mod get;
 pub mod judge;
@@ -39,6 +40,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version of the plugin.
     Version,
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(completion::CompletionArgs),
     /// Judge canary against baseline metrics from a JSON file (offline, no cluster needed).
     Judge(judge::JudgeArgs),
     /// Show a Rollout with its revisions, ReplicaSets, pods and AnalysisRuns.
@@ -82,11 +85,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             judge::run(&args)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Completion(args) => {
+            completion::run(&args);
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let ctx = context::Ctx::connect(&globals, output_of(&command)).await?;
     match command {
-        Command::Version | Command::Judge(_) => {}
+        Command::Version | Command::Judge(_) | Command::Completion(_) => {}
         Command::Get(args) => get::run(&ctx, &args).await?,
         Command::List(args) => list::run(&ctx, &args).await?,
         Command::Promote(args) => promote::run(&ctx, &args).await?,
@@ -106,7 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The `-o` of the verbs that have one.
 fn output_of(command: &Command) -> Option<output::Format> {
     match command {
-        Command::Version | Command::Judge(_) | Command::Status(_) => None,
+        Command::Version | Command::Judge(_) | Command::Completion(_) | Command::Status(_) => None,
         Command::Get(a) => a.output.output,
         Command::List(a) => a.output.output,
         Command::Promote(a) => a.output.output,

@@ -113,7 +113,7 @@ fn frame(ctx: &Ctx, world: &World, name: &str) -> Option<String> {
         .iter()
         .filter_map(|rs| rs.metadata.uid.as_deref())
         .collect();
-    let pods = world
+    let pods: Vec<&Pod> = world
         .pods
         .values()
         .filter(|p| set_uids.iter().any(|u| super::undo::owned_by(*p, Some(u))))

@@ -454,3 +454,94 @@ async fn bash_completion_completes_verbs_subcommands_and_flags() {
         );
     }
 }
+
+#[tokio::test]
+async fn create_analysisrun_instantiates_a_template_with_arguments() {
+    use kube::api::{Api, PostParams};
+    use sluice::crd::{AnalysisRun, AnalysisTemplate};
+    let ns = Ns::create("verbs-create").await;
+    let template: AnalysisTemplate = serde_yaml::from_str(
+        r#"
+apiVersion: sluice.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: smoke}
+spec:
+  args: [{name: service}, {name: port, value: "80"}]
+  metrics:
+    - name: up
+      interval: 1h
+      successCondition: "result == 1"
+      provider:
+        web: {url: "http://{{args.service}}:{{args.port}}/health"}
+"#,
+    )
+    .unwrap();
+    Api::<AnalysisTemplate>::namespaced(ns.client.clone(), &ns.name)
+        .create(&PostParams::default(), &template)
+        .await
+        .unwrap();
+
+    let err = ns
+        .fails(&["create", "analysisrun", "--from", "smoke"])
+        .await;
+    assert_eq!(
+        err,
+        "error: argument \"service\" has no value: pass -a service=VALUE\n"
+    );
+    let err = ns
+        .fails(&["create", "ar", "--from", "nope", "-a", "x=y"])
+        .await;
+    assert_eq!(
+        err,
+        "error: analysistemplate \"nope\" not found in namespace \"verbs-create\"\n"
+    );
+
+    let line = ns
+        .ok(&[
+            "create",
+            "analysisrun",
+            "--from",
+            "smoke",
+            "-a",
+            "service=web",
+            "--name",
+            "smoke-1",
+        ])
+        .await;
+    assert_eq!(line, "analysisrun 'smoke-1' created\n");
+    let run = Api::<AnalysisRun>::namespaced(ns.client.clone(), &ns.name)
+        .get("smoke-1")
+        .await
+        .unwrap();
+    let args: Vec<(String, Option<String>)> = run
+        .spec
+        .args
+        .iter()
+        .map(|a| (a.name.clone(), a.value.clone()))
+        .collect();
+    assert_eq!(
+        args,
+        [
+            ("service".into(), Some("web".into())),
+            ("port".into(), Some("80".into()))
+        ]
+    );
+    assert_eq!(run.spec.metrics[0].name, "up");
+
+    let named = ns
+        .ok(&[
+            "create",
+            "analysisrun",
+            "--from",
+            "smoke",
+            "-a",
+            "service=api",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert!(
+        named.starts_with("analysisrun.sluice.dev/smoke-"),
+        "{named}"
+    );
+}

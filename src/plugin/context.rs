@@ -114,6 +114,8 @@ impl Ctx {
                     anyhow::anyhow!(
                         "the Sluice CRDs are not installed in this cluster: install them with `kubectl apply -f crds/` (or `sluice crds | kubectl apply -f -`)"
                     )
+                } else if let (Some(name), true) = (name, kind.starts_with("cluster")) {
+                    anyhow::anyhow!("{singular} {name:?} not found in the cluster")
                 } else if let Some(name) = name {
                     anyhow::anyhow!("{singular} {name:?} not found in namespace {ns:?}")
                 } else {

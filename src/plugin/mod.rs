@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub mod abort;
 pub mod completion;
 pub mod context;
+pub mod create;
 pub mod get;
 pub mod judge;
 pub mod list;
@@ -66,6 +67,8 @@ pub enum Command {
     Set(set_image::SetArgs),
     /// Wait for a Rollout to finish: exit 0 Healthy, 1 Degraded or aborted, 2 timeout.
     Status(status::StatusArgs),
+    /// Create an AnalysisRun from a template.
+    Create(create::CreateArgs),
     /// Terminate a running AnalysisRun.
     Terminate(terminate::TerminateArgs),
 }
@@ -106,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Set(args) => set_image::run(&ctx, &args).await?,
         Command::Status(args) => return status::run(&ctx, &args).await,
         Command::Terminate(args) => terminate::run(&ctx, &args).await?,
+        Command::Create(args) => create::run(&ctx, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -125,6 +129,7 @@ fn output_of(command: &Command) -> Option<output::Format> {
         Command::Undo(a) => a.output.output,
         Command::Set(a) => a.output.output,
         Command::Terminate(a) => a.output.output,
+        Command::Create(a) => a.output.output,
     }
 }
 

@@ -545,3 +545,39 @@ spec:
         "{named}"
     );
 }
+
+#[tokio::test]
+async fn list_watch_prints_a_row_when_a_rollout_changes() {
+    use tokio::io::AsyncBufReadExt;
+    let ns = Ns::create("verbs-list-watch").await;
+    ns.healthy_canary("web", STEPS).await;
+    let mut child = tokio::process::Command::new("kubectl")
+        .args(["sluice", "list", "rollouts", "-w", "-n", &ns.name])
+        .env("KUBECONFIG", kubeconfig())
+        .env("PATH", path_with_plugin())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a line within 10 s")
+            .unwrap()
+            .expect("the watch is still running")
+    };
+    assert!(next().await.starts_with("NAME"));
+    assert!(next().await.contains("✔ Healthy"));
+    ns.ok(&["pause", "web"]).await;
+    let mut seen = Vec::new();
+    loop {
+        let line = next().await;
+        if line.contains("॥ Paused") {
+            break;
+        }
+        seen.push(line);
+        assert!(seen.len() < 10, "no Paused row after pause: {seen:?}");
+    }
+    child.kill().await.unwrap();
+}

@@ -22,7 +22,11 @@ pub struct ListArgs {
 pub enum ListCommand {
     /// List Rollouts in the namespace, or in all of them with -A.
     #[command(visible_aliases = ["rollout", "ro"])]
-    Rollouts,
+    Rollouts {
+        /// After the table, print a row each time a Rollout's row changes, until Ctrl-C.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
 }
 
 /// Runs the verb.
@@ -30,7 +34,7 @@ pub enum ListCommand {
 /// # Errors
 /// When the list is refused or the CRDs are missing.
 pub async fn run(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
-    let ListCommand::Rollouts = args.what;
+    let ListCommand::Rollouts { watch } = args.what;
     let api: Api<Rollout> = if ctx.all_namespaces {
         Api::all(ctx.client.clone())
     } else {
@@ -75,7 +79,51 @@ pub async fn run(ctx: &Ctx, args: &ListArgs) -> anyhow::Result<()> {
             print!("{}", table(ctx, &items));
         }
     }
+    if watch {
+        return follow(ctx, api, &items).await;
+    }
     Ok(())
+}
+
+/// Prints the row of every Rollout whose row changes, from a watch, until Ctrl-C.
+async fn follow(ctx: &Ctx, api: Api<Rollout>, items: &[Rollout]) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let key = |r: &Rollout| (r.metadata.namespace.clone(), r.metadata.name.clone());
+    let mut shown: std::collections::BTreeMap<_, String> = items
+        .iter()
+        .map(|r| {
+            (
+                key(r),
+                row(ctx, r, ctx.output == Some(Format::Wide)).join("  "),
+            )
+        })
+        .collect();
+    let stream = watcher(api, watcher::Config::default());
+    let mut stream = std::pin::pin!(stream);
+    let interrupted = tokio::signal::ctrl_c();
+    let mut interrupted = std::pin::pin!(interrupted);
+    loop {
+        let event = tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            event = stream.next() => event,
+        };
+        let Some(event) = event else {
+            return Ok(());
+        };
+        let event = event.map_err(|e| anyhow::anyhow!("watching rollouts: {e}"))?;
+        let rollout = match event {
+            watcher::Event::Apply(r) | watcher::Event::InitApply(r) => r,
+            watcher::Event::Delete(_) | watcher::Event::Init | watcher::Event::InitDone => {
+                continue;
+            }
+        };
+        let line = row(ctx, &rollout, ctx.output == Some(Format::Wide)).join("  ");
+        if shown.get(&key(&rollout)) != Some(&line) {
+            println!("{line}");
+            shown.insert(key(&rollout), line);
+        }
+    }
 }
 
 fn table(ctx: &Ctx, items: &[Rollout]) -> String {

@@ -581,3 +581,47 @@ async fn list_watch_prints_a_row_when_a_rollout_changes() {
     }
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn lint_checks_types_cel_rules_and_the_services_of_the_file() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let good = canary_yaml("web", 3, STEPS);
+    let path = write("good.yaml", &good);
+    assert_eq!(ok(&["lint", "-f", &path]).await, "rollout/web: ok\n");
+
+    // Without its Services the Rollout cannot run: the engine's validation says which.
+    let alone = good.split("---").last().unwrap();
+    let path = write("alone.yaml", alone);
+    let out = sluice(&["lint", "-f", &path]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stdout),
+        "rollout/web: spec.strategy.canary.canaryService: Service \"web-canary\" not found\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!("error: 1 problem(s) in {path}\n")
+    );
+
+    let path = write(
+        "weight.yaml",
+        &good.replace("setWeight: 20", "setWeight: 120"),
+    );
+    let out = sluice(&["lint", "-f", &path]).await;
+    assert!(
+        text(&out.stdout).contains("setWeight must be between 0 and"),
+        "the CRD's CEL rule: {}",
+        text(&out.stdout)
+    );
+    let path = write("type.yaml", &good.replace("replicas: 3", "replicas: three"));
+    let out = sluice(&["lint", "-f", &path]).await;
+    assert_eq!(
+        text(&out.stdout),
+        "rollout/web: spec.replicas: invalid type: string \"three\", expected i32\n"
+    );
+}

@@ -10,6 +10,7 @@ pub mod context;
 pub mod create;
 pub mod get;
 pub mod judge;
+pub mod lint;
 pub mod list;
 pub mod output;
 pub mod pause;
@@ -45,6 +46,8 @@ pub enum Command {
     Completion(completion::CompletionArgs),
     /// Judge canary against baseline metrics from a JSON file (offline, no cluster needed).
     Judge(judge::JudgeArgs),
+    /// Check Sluice manifests offline (types, CEL rules, the engine's validation).
+    Lint(lint::LintArgs),
     /// Show a Rollout with its revisions, ReplicaSets, pods and AnalysisRuns.
     Get(get::GetArgs),
     /// List Rollouts.
@@ -92,11 +95,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             completion::run(&args);
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Lint(args) => {
+            lint::run(&args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let ctx = context::Ctx::connect(&globals, output_of(&command)).await?;
     match command {
-        Command::Version | Command::Judge(_) | Command::Completion(_) => {}
+        Command::Version | Command::Judge(_) | Command::Completion(_) | Command::Lint(_) => {}
         Command::Get(args) => get::run(&ctx, &args).await?,
         Command::List(args) => list::run(&ctx, &args).await?,
         Command::Promote(args) => promote::run(&ctx, &args).await?,
@@ -117,7 +124,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The `-o` of the verbs that have one.
 fn output_of(command: &Command) -> Option<output::Format> {
     match command {
-        Command::Version | Command::Judge(_) | Command::Completion(_) | Command::Status(_) => None,
+        Command::Version
+        | Command::Judge(_)
+        | Command::Completion(_)
+        | Command::Lint(_)
+        | Command::Status(_) => None,
         Command::Get(a) => a.output.output,
         Command::List(a) => a.output.output,
         Command::Promote(a) => a.output.output,

@@ -39,7 +39,7 @@ pub async fn run() -> anyhow::Result<()> {
         .context("starting the playground")?;
     println!("▶ playground API server on {}", playground.base_url());
     println!(
-        "  kubeconfig: {}  (try `KUBECONFIG={} kubectl get rollouts,rs,pods -w` while it runs)",
+        "  kubeconfig: {}  (try `KUBECONFIG={} kubectl sluice get rollout demo --watch` while it runs)",
         playground.kubeconfig_path().display(),
         playground.kubeconfig_path().display()
     );
@@ -96,7 +96,9 @@ async fn scenario(client: &kube::Client) -> anyhow::Result<()> {
     })
     .await?;
     patch_status(&rollouts, json!({"abort": true})).await?;
-    println!("  ⏹ abort (status.abort = true, as `kubectl sluice abort demo`)");
+    println!(
+        "  ⏹ `kubectl sluice abort demo` (the demo makes the same patch: status.abort = true)"
+    );
     follow(client, "abort", |r| {
         phase(r) == Some(RolloutPhase::Degraded) && r.status.as_ref().is_some_and(|s| s.abort)
     })
@@ -104,7 +106,9 @@ async fn scenario(client: &kube::Client) -> anyhow::Result<()> {
     wait_selector(client, "demo-canary", &v2).await?;
     println!("✔ aborted: demo-canary selects the stable pods again ({v2}); 2.0 keeps serving");
 
-    println!("\n▶ retry (status.abort = false, as `kubectl sluice retry demo`)");
+    println!(
+        "\n▶ `kubectl sluice retry demo` (the demo makes the same patch: status.abort = false)"
+    );
     patch_status(&rollouts, json!({"abort": false})).await?;
     let r = follow(client, "retry of 3.0", |r| {
         healthy(r, Some(&v2)) && moved(r, &v2)

@@ -1,0 +1,33 @@
+//! `kubectl sluice abort NAME`: sets `status.abort`; the engine sends all traffic back to the
+//! stable revision, terminates the runs and marks the Rollout Degraded.
+
+use super::context::Ctx;
+use super::steer;
+use anyhow::bail;
+use clap::Args;
+use serde_json::json;
+
+/// Abort the update of a Rollout.
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// The Rollout.
+    pub name: String,
+    #[command(flatten)]
+    pub output: super::context::OutputFlag,
+}
+
+/// Runs the verb.
+///
+/// # Errors
+/// When the Rollout is missing, the patch is refused, or it is fully promoted (the engine
+/// would clear the abort: there is nothing to go back from).
+pub async fn run(ctx: &Ctx, args: &AbortArgs) -> anyhow::Result<()> {
+    let name = args.name.as_str();
+    let rollout = steer::get(ctx, name).await?;
+    let status = rollout.status.unwrap_or_default();
+    if status.current_pod_hash.is_some() && status.current_pod_hash == status.stable_rs {
+        bail!("rollout {name:?} is fully promoted: nothing to abort");
+    }
+    let after = steer::patch_status(ctx, name, json!({"abort": true})).await?;
+    steer::confirm(ctx, &after, &format!("rollout '{name}' aborted"))
+}

@@ -83,7 +83,10 @@ fn count(result: &mut MetricResult, phase: AnalysisPhase) {
 pub(super) fn assess(result: &MetricResult, config: &Config) -> Option<(AnalysisPhase, String)> {
     let name = &result.name;
     let verdict = |phase: AnalysisPhase, why: String| {
-        Some((phase, format!("metric {name:?} assessed {phase:?} due to {why}")))
+        Some((
+            phase,
+            format!("metric {name:?} assessed {phase:?} due to {why}"),
+        ))
     };
     if let Some(limit) = config.failure_limit {
         if result.failed > limit {
@@ -103,7 +106,9 @@ pub(super) fn assess(result: &MetricResult, config: &Config) -> Option<(Analysis
         );
     }
     if result.consecutive_error > config.consecutive_error_limit {
-        let last = last_error(result).map(|m| format!(": {m:?}")).unwrap_or_default();
+        let last = last_error(result)
+            .map(|m| format!(": {m:?}"))
+            .unwrap_or_default();
         return verdict(
             AnalysisPhase::Error,
             format!(
@@ -143,7 +148,10 @@ pub(super) fn assess(result: &MetricResult, config: &Config) -> Option<(Analysis
                 result.consecutive_success
             ),
         )?,
-        (_, false) => (AnalysisPhase::Successful, format!("metric {name:?} assessed Successful")),
+        (_, false) => (
+            AnalysisPhase::Successful,
+            format!("metric {name:?} assessed Successful"),
+        ),
     })
 }
 

@@ -31,10 +31,30 @@ const NE: &str = "@ne";
 /// Functions a condition may call: CEL's standard ones this crate provides, and Argo's.
 const KNOWN_FUNCTIONS: &[&str] = &[
     // CEL
-    "size", "contains", "startsWith", "endsWith", "matches", "string", "double", "int", "max",
-    "min", "has", "all", "exists", "exists_one", "map", "filter",
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "string",
+    "double",
+    "int",
+    "max",
+    "min",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "map",
+    "filter",
     // Argo / expr
-    "len", "isNaN", "isInf", "isNil", "asInt", "asFloat", "default",
+    "len",
+    "isNaN",
+    "isInf",
+    "isNil",
+    "asInt",
+    "asFloat",
+    "default",
 ];
 
 /// Variables a condition sees besides the ones a macro binds.
@@ -141,7 +161,10 @@ fn first_unknown(expr: &Expression, bound: &mut BTreeSet<String>) -> Option<Stri
             }
             cel::common::ast::EntryExpr::StructField(f) => first_unknown(&f.value, bound),
         }),
-        Expr::Struct(s) => Some(format!("message construction {:?} is not supported", s.type_name)),
+        Expr::Struct(s) => Some(format!(
+            "message construction {:?} is not supported",
+            s.type_name
+        )),
         Expr::Literal(_) | Expr::Unspecified => None,
     }
 }
@@ -256,7 +279,9 @@ fn is_nan(args: Arguments) -> Outcome {
 }
 
 fn is_inf(args: Arguments) -> Outcome {
-    Ok(Value::Bool(number("isInf", one("isInf", &args)?)?.is_infinite()))
+    Ok(Value::Bool(
+        number("isInf", one("isInf", &args)?)?.is_infinite(),
+    ))
 }
 
 fn is_nil(args: Arguments) -> Outcome {
@@ -355,8 +380,12 @@ fn order(name: &str, args: &Arguments, holds: fn(std::cmp::Ordering) -> bool) ->
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(Value::Bool(holds(x.cmp(y)))),
         (Value::UInt(x), Value::UInt(y)) => Ok(Value::Bool(holds(x.cmp(y)))),
-        (Value::Int(x), Value::UInt(y)) => Ok(Value::Bool(holds(i128::from(*x).cmp(&i128::from(*y))))),
-        (Value::UInt(x), Value::Int(y)) => Ok(Value::Bool(holds(i128::from(*x).cmp(&i128::from(*y))))),
+        (Value::Int(x), Value::UInt(y)) => {
+            Ok(Value::Bool(holds(i128::from(*x).cmp(&i128::from(*y)))))
+        }
+        (Value::UInt(x), Value::Int(y)) => {
+            Ok(Value::Bool(holds(i128::from(*x).cmp(&i128::from(*y)))))
+        }
         (Value::String(x), Value::String(y)) => Ok(Value::Bool(holds(x.cmp(y)))),
         (Value::Bool(x), Value::Bool(y)) => Ok(Value::Bool(holds(x.cmp(y)))),
         _ => Err(ExecutionError::ValuesNotComparable(a.clone(), b.clone())),

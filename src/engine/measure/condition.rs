@@ -104,7 +104,11 @@ impl Conditions {
         })
     }
 
-    fn check(&self, compiled: Option<&Compiled>, value: &Value) -> Result<Option<bool>, ConditionError> {
+    fn check(
+        &self,
+        compiled: Option<&Compiled>,
+        value: &Value,
+    ) -> Result<Option<bool>, ConditionError> {
         let Some(compiled) = compiled else {
             return Ok(None);
         };

@@ -75,7 +75,12 @@ pub(super) fn resolve(metric: &Metric, args: &Args<'_>) -> Result<Config, String
         interval,
         initial_delay,
         failure_limit,
-        inconclusive_limit: limit("inconclusiveLimit", metric.inconclusive_limit.as_ref(), 0, args)?,
+        inconclusive_limit: limit(
+            "inconclusiveLimit",
+            metric.inconclusive_limit.as_ref(),
+            0,
+            args,
+        )?,
         consecutive_error_limit: limit(
             "consecutiveErrorLimit",
             metric.consecutive_error_limit.as_ref(),
@@ -91,7 +96,12 @@ pub(super) fn resolve(metric: &Metric, args: &Args<'_>) -> Result<Config, String
     })
 }
 
-fn limit(field: &str, value: Option<&IntOrString>, default: i32, args: &Args<'_>) -> Result<i32, String> {
+fn limit(
+    field: &str,
+    value: Option<&IntOrString>,
+    default: i32,
+    args: &Args<'_>,
+) -> Result<i32, String> {
     non_negative(field, int_field(field, value, args)?.unwrap_or(default))
 }
 
@@ -103,7 +113,11 @@ fn non_negative(field: &str, value: i32) -> Result<i32, String> {
     }
 }
 
-fn int_field(field: &str, value: Option<&IntOrString>, args: &Args<'_>) -> Result<Option<i32>, String> {
+fn int_field(
+    field: &str,
+    value: Option<&IntOrString>,
+    args: &Args<'_>,
+) -> Result<Option<i32>, String> {
     let text = match value {
         None => return Ok(None),
         Some(IntOrString::Int(n)) => return Ok(Some(*n)),

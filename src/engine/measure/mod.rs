@@ -221,7 +221,10 @@ fn settle(r: &mut MetricResult, config: &Result<Config, String>) {
         return;
     }
     let verdict = match config {
-        Err(problem) => Some((AnalysisPhase::Error, format!("metric {:?}: {problem}", r.name))),
+        Err(problem) => Some((
+            AnalysisPhase::Error,
+            format!("metric {:?}: {problem}", r.name),
+        )),
         Ok(config) => assess::assess(r, config),
     };
     match verdict {
@@ -247,9 +250,11 @@ fn termination(spec: &AnalysisRunSpec, results: &[MetricResult]) -> Option<Strin
         .max_by_key(|r| badness(r.phase))
         .filter(|r| badness(r.phase) > badness(AnalysisPhase::Pending));
     match failed {
-        Some(r) => Some(r.message.clone().unwrap_or_else(|| {
-            format!("metric {:?} assessed {:?}", r.name, r.phase)
-        })),
+        Some(r) => Some(
+            r.message
+                .clone()
+                .unwrap_or_else(|| format!("metric {:?} assessed {:?}", r.name, r.phase)),
+        ),
         None if spec.terminate => Some("run terminated".to_string()),
         None => None,
     }
@@ -273,7 +278,11 @@ fn stop_in_progress(r: &mut MetricResult, now: Timestamp, stop: &mut Vec<Due>) {
     if !completed(r.phase) {
         return;
     }
-    for m in r.measurements.iter_mut().filter(|m| m.phase == AnalysisPhase::Running) {
+    for m in r
+        .measurements
+        .iter_mut()
+        .filter(|m| m.phase == AnalysisPhase::Running)
+    {
         stop.push(Due {
             metric: r.name.clone(),
             resume: Some(m.clone()),

@@ -10,7 +10,10 @@
 enum State {
     Code,
     /// Inside a string literal opened by `quote` (`'`, `"`, `'''` or `"""`).
-    Str { quote: &'static str, raw: bool },
+    Str {
+        quote: &'static str,
+        raw: bool,
+    },
 }
 
 /// The expression ready for the CEL parser, and whether an argument changed its length (so a

@@ -59,7 +59,11 @@ fn conditions_argo_users_write_evaluate_as_in_argo() {
         ("default(result, 0) >= 0", json!(null), true),
         ("default(result, 0) > 3", json!(4.0), true),
         ("result == 'It worked!'", json!("It worked!"), true),
-        ("result.status == \"ok\" && result.latency < 0.5", json!({"status": "ok", "latency": 0.2}), true),
+        (
+            "result.status == \"ok\" && result.latency < 0.5",
+            json!({"status": "ok", "latency": 0.2}),
+            true,
+        ),
         ("!(result > 1)", json!(0.5), true),
         ("result > 1 || result < -1", json!(-3), true),
         ("result > 1 ? true : false", json!(3), true),
@@ -73,7 +77,11 @@ fn conditions_argo_users_write_evaluate_as_in_argo() {
         ("result == 'and or not'", json!("and or not"), true),
     ];
     for (expr, result, want) in cases {
-        assert_eq!(holds(expr, result), Ok(*want), "{expr} with result = {result}");
+        assert_eq!(
+            holds(expr, result),
+            Ok(*want),
+            "{expr} with result = {result}"
+        );
     }
 }
 
@@ -95,7 +103,11 @@ fn success_and_failure_conditions_combine_as_in_argo() {
     ];
     for (s, f, value, want) in cases {
         let c = Conditions::compile("m", *s, *f, &no_args).unwrap();
-        assert_eq!(c.evaluate(&json!(value)).unwrap(), *want, "{s:?} / {f:?} at {value}");
+        assert_eq!(
+            c.evaluate(&json!(value)).unwrap(),
+            *want,
+            "{s:?} / {f:?} at {value}"
+        );
     }
 }
 
@@ -156,29 +168,52 @@ fn arguments_are_literals_and_never_change_the_expression() {
     let compile = |expr: &str| Conditions::compile("m", Some(expr), None, &arg);
     let evaluate = |expr: &str, result: Value| compile(expr).unwrap().evaluate(&result).unwrap();
 
-    assert_eq!(evaluate("result[0] >= {{args.limit}}", json!([0.96])), Successful);
-    assert_eq!(evaluate("result[0] >= {{ args.limit }}", json!([0.9])), Failed);
+    assert_eq!(
+        evaluate("result[0] >= {{args.limit}}", json!([0.96])),
+        Successful
+    );
+    assert_eq!(
+        evaluate("result[0] >= {{ args.limit }}", json!([0.9])),
+        Failed
+    );
     assert_eq!(evaluate("result > {{args.whole}}", json!(5.5)), Successful);
     assert_eq!(evaluate("result > {{args.negative}}", json!(0)), Successful);
-    assert_eq!(evaluate("result - {{args.negative}} == 1", json!(0)), Successful);
+    assert_eq!(
+        evaluate("result - {{args.negative}} == 1", json!(0)),
+        Successful
+    );
     assert_eq!(evaluate("{{args.flag}} && result", json!(true)), Successful);
     // Inside a string the value is text, whatever it holds.
-    assert_eq!(evaluate("result == '{{args.quote}}'", json!("') || true || ('")), Successful);
+    assert_eq!(
+        evaluate("result == '{{args.quote}}'", json!("') || true || ('")),
+        Successful
+    );
     assert_eq!(evaluate("result == '{{args.quote}}'", json!("x")), Failed);
-    assert_eq!(evaluate("result == \"{{args.dquote}}\"", json!("x")), Failed);
+    assert_eq!(
+        evaluate("result == \"{{args.dquote}}\"", json!("x")),
+        Failed
+    );
     assert_eq!(
         evaluate("result == \"{{args.dquote}}\"", json!("\") || true || (\"")),
         Successful
     );
-    assert_eq!(evaluate("result == '{{args.backslash}}'", json!("a\\")), Successful);
+    assert_eq!(
+        evaluate("result == '{{args.backslash}}'", json!("a\\")),
+        Successful
+    );
 
     for hostile in ["or", "call", "quote", "inf"] {
         let expr = format!("result > {{{{args.{hostile}}}}}");
         let err = compile(&expr).unwrap_err().to_string();
-        assert!(err.contains("is not a number or boolean literal"), "{hostile}: {err}");
+        assert!(
+            err.contains("is not a number or boolean literal"),
+            "{hostile}: {err}"
+        );
     }
     // In a raw string nothing can be escaped: a quote is refused.
-    let err = compile("result == r'{{args.quote}}'").unwrap_err().to_string();
+    let err = compile("result == r'{{args.quote}}'")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("raw string"), "{err}");
     // Arguments not known yet stand in as numbers, so a template can be checked early.
     assert!(compile("result > {{args.unknown}}").is_ok());
@@ -205,7 +240,11 @@ fn upstream_argo_conditions_compile() {
             }
         }
     }
-    assert!(found.len() >= 2, "expected conditions in {}: {found:?}", dir.display());
+    assert!(
+        found.len() >= 2,
+        "expected conditions in {}: {found:?}",
+        dir.display()
+    );
     for (which, expr) in &found {
         let (s, f) = if which == "successCondition" {
             (Some(expr.as_str()), None)

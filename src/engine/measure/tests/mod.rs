@@ -150,7 +150,11 @@ pub(super) fn drive_timed(
             .collect();
         if taken.is_empty() {
             match last.requeue_after {
-                Some(wait) => now = now.checked_add(SignedDuration::try_from(wait).unwrap()).unwrap(),
+                Some(wait) => {
+                    now = now
+                        .checked_add(SignedDuration::try_from(wait).unwrap())
+                        .unwrap()
+                }
                 None => break,
             }
         }

@@ -31,23 +31,25 @@ fn metric_strategy(i: usize) -> impl Strategy<Value = Metric> {
         prop::option::of(0..3i32),
         prop::option::of(0..3i32),
     )
-        .prop_map(move |(count, interval, delay, failure, inconclusive, errors, successes)| {
-            let (count, interval) = match (count, interval) {
-                // count > 1 without an interval is an error; keep most cases runnable.
-                (Some(c), None) if c > 1 => (Some(c), Some(10)),
-                other => other,
-            };
-            Metric {
-                count: count.map(IntOrString::Int),
-                interval: interval.map(|s| format!("{s}s")),
-                initial_delay: delay.map(|s| format!("{s}s")),
-                failure_limit: failure.map(IntOrString::Int),
-                inconclusive_limit: inconclusive.map(IntOrString::Int),
-                consecutive_error_limit: errors.map(IntOrString::Int),
-                consecutive_success_limit: successes.map(IntOrString::Int),
-                ..metric(&format!("m{i}"))
-            }
-        })
+        .prop_map(
+            move |(count, interval, delay, failure, inconclusive, errors, successes)| {
+                let (count, interval) = match (count, interval) {
+                    // count > 1 without an interval is an error; keep most cases runnable.
+                    (Some(c), None) if c > 1 => (Some(c), Some(10)),
+                    other => other,
+                };
+                Metric {
+                    count: count.map(IntOrString::Int),
+                    interval: interval.map(|s| format!("{s}s")),
+                    initial_delay: delay.map(|s| format!("{s}s")),
+                    failure_limit: failure.map(IntOrString::Int),
+                    inconclusive_limit: inconclusive.map(IntOrString::Int),
+                    consecutive_error_limit: errors.map(IntOrString::Int),
+                    consecutive_success_limit: successes.map(IntOrString::Int),
+                    ..metric(&format!("m{i}"))
+                }
+            },
+        )
 }
 
 fn case_strategy() -> impl Strategy<Value = Case> {

@@ -13,10 +13,19 @@ fn run_start_is_running_with_started_at_and_results_in_spec_order() {
     let d = step(&spec, None, &[], at(0));
     assert_eq!(phase(&d), Running);
     assert_eq!(d.status.started_at, Some(Time(at(0))));
-    let names: Vec<_> = d.status.metric_results.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<_> = d
+        .status
+        .metric_results
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(names, ["b", "a"]);
     assert!(d.status.metric_results.iter().all(|r| r.phase == Pending));
-    assert_eq!(due_names(&d), ["b", "a"], "both first measurements are due at once");
+    assert_eq!(
+        due_names(&d),
+        ["b", "a"],
+        "both first measurements are due at once"
+    );
     // A later call keeps the original start.
     let again = step(&spec, Some(&d.status), &[], at(5));
     assert_eq!(again.status.started_at, Some(Time(at(0))));
@@ -41,7 +50,11 @@ fn interval_only_measures_until_terminated() {
     }]);
     let d = drive(&spec, &|_, _| Successful, 40);
     let last = d.last().unwrap();
-    assert_eq!(phase(last), Running, "an indefinite metric never ends by itself");
+    assert_eq!(
+        phase(last),
+        Running,
+        "an indefinite metric never ends by itself"
+    );
     assert!(result(last, "m").count >= 15);
     let terminated = AnalysisRunSpec {
         terminate: true,
@@ -62,7 +75,10 @@ fn count_above_one_needs_an_interval() {
     let d = step(&spec, None, &[], at(0));
     assert_eq!(result(&d, "m").phase, Error);
     let message = result(&d, "m").message.clone().unwrap();
-    assert!(message.contains("count (3) > 1 needs an interval"), "{message}");
+    assert!(
+        message.contains("count (3) > 1 needs an interval"),
+        "{message}"
+    );
     assert_eq!(phase(&d), Error);
     assert!(d.due.is_empty());
 }
@@ -77,7 +93,11 @@ fn first_measurement_waits_for_initial_delay() {
     assert!(d.due.is_empty());
     assert_eq!(d.requeue_after, Some(Duration::from_secs(120)));
     let later = step(&spec, Some(&d.status), &[], at(100));
-    assert_eq!(later.requeue_after, Some(Duration::from_secs(20)), "counted from startedAt");
+    assert_eq!(
+        later.requeue_after,
+        Some(Duration::from_secs(20)),
+        "counted from startedAt"
+    );
     let due = step(&spec, Some(&d.status), &[], at(120));
     assert_eq!(due_names(&due), ["m"]);
 }
@@ -106,7 +126,10 @@ fn taken_measurements_update_counts_and_streaks() {
         (&[Error, Error], (0, 0, 0, 0, 2, 2, 0)),
         (&[Error, Successful], (1, 1, 0, 0, 1, 0, 1)),
         (&[Successful, Error], (1, 1, 0, 0, 1, 1, 0)),
-        (&[Successful, Inconclusive, Successful], (3, 2, 0, 1, 0, 0, 1)),
+        (
+            &[Successful, Inconclusive, Successful],
+            (3, 2, 0, 1, 0, 0, 1),
+        ),
     ];
     let spec = AnalysisRunSpec {
         metrics: vec![Metric {
@@ -142,7 +165,9 @@ fn in_progress_measurement_counts_only_when_replaced_by_a_final_one() {
     let mut running = measured(Running, 0);
     running.finished_at = None;
     running.resume_at = Some(Time(at(30)));
-    running.metadata.insert("job".to_string(), "run-1".to_string());
+    running
+        .metadata
+        .insert("job".to_string(), "run-1".to_string());
     let t = Taken {
         metric: "job".to_string(),
         measurement: running.clone(),
@@ -187,10 +212,15 @@ fn metric_metadata_is_the_latest_measurements() {
     for (i, query) in ["q1", "q2"].iter().enumerate() {
         let secs = i64::try_from(i).unwrap() * 5;
         let mut t = taken("m", Successful, secs);
-        t.measurement.metadata.insert("query".to_string(), (*query).to_string());
+        t.measurement
+            .metadata
+            .insert("query".to_string(), (*query).to_string());
         status = step(&spec, Some(&status), &[t], at(secs)).status;
     }
-    assert_eq!(status.metric_results[0].metadata.get("query").unwrap(), "q2");
+    assert_eq!(
+        status.metric_results[0].metadata.get("query").unwrap(),
+        "q2"
+    );
 }
 
 /// Folds `phases` into a metric with the given limits and returns its phase and message.
@@ -237,14 +267,22 @@ fn inconclusive_limit_makes_the_metric_inconclusive_when_exceeded() {
     let cases: &[(Option<IntOrString>, &[AnalysisPhase], AnalysisPhase)] = &[
         (None, &[Inconclusive], Inconclusive),
         (int(2), &[Inconclusive, Inconclusive], Running),
-        (int(2), &[Inconclusive, Inconclusive, Inconclusive], Inconclusive),
+        (
+            int(2),
+            &[Inconclusive, Inconclusive, Inconclusive],
+            Inconclusive,
+        ),
     ];
     for (limit, phases, want) in cases {
         let m = Metric {
             inconclusive_limit: limit.clone(),
             ..every("m", 10, 1)
         };
-        assert_eq!(assessed(m, phases).0, *want, "limit {limit:?} after {phases:?}");
+        assert_eq!(
+            assessed(m, phases).0,
+            *want,
+            "limit {limit:?} after {phases:?}"
+        );
     }
 }
 
@@ -262,7 +300,10 @@ fn consecutive_error_limit_defaults_to_four() {
             ..every("m", 10, 1)
         };
         let (got, message) = assessed(m, &vec![Error; *errors]);
-        assert_eq!(got, *want, "limit {limit:?} after {errors} errors: {message:?}");
+        assert_eq!(
+            got, *want,
+            "limit {limit:?} after {errors} errors: {message:?}"
+        );
     }
 }
 
@@ -271,7 +312,11 @@ fn an_error_is_retried_after_ten_seconds_without_an_interval() {
     let spec = run(vec![metric("m")]);
     let d = step(&spec, None, &[], at(0));
     let d = step(&spec, Some(&d.status), &[taken("m", Error, 0)], at(0));
-    assert_eq!(result(&d, "m").phase, Running, "one error does not use up count 1");
+    assert_eq!(
+        result(&d, "m").phase,
+        Running,
+        "one error does not use up count 1"
+    );
     assert_eq!(d.requeue_after, Some(ERROR_RETRY_INTERVAL));
 }
 
@@ -310,7 +355,10 @@ fn count_reached_depends_on_which_limits_are_active() {
             ..every("m", 3, 1)
         };
         let (got, message) = assessed(m, &phases);
-        assert_eq!(got, *want, "failureLimit {failure:?}, successLimit {success:?}: {message:?}");
+        assert_eq!(
+            got, *want,
+            "failureLimit {failure:?}, successLimit {success:?}: {message:?}"
+        );
     }
 }
 
@@ -328,16 +376,27 @@ fn limits_and_count_resolve_from_literal_arguments() {
     };
     let good = with(
         "{{args.n}}",
-        vec![literal("n", "2"), literal("limit", "1"), literal("every", "30s")],
+        vec![
+            literal("n", "2"),
+            literal("limit", "1"),
+            literal("every", "30s"),
+        ],
     );
     let d = drive(&good, &|_, _| Failed, 20);
     let last = d.last().unwrap();
     let r = result(last, "m");
-    assert_eq!((r.count, r.phase), (2, Failed), "limit 1 tolerates one failure: {r:#?}");
+    assert_eq!(
+        (r.count, r.phase),
+        (2, Failed),
+        "limit 1 tolerates one failure: {r:#?}"
+    );
 
     let cases: &[(AnalysisRunSpec, &str)] = &[
         (
-            with("{{args.n}}", vec![secret("n"), literal("limit", "1"), literal("every", "5s")]),
+            with(
+                "{{args.n}}",
+                vec![secret("n"), literal("limit", "1"), literal("every", "5s")],
+            ),
             "count: argument n must be a literal",
         ),
         (
@@ -352,14 +411,20 @@ fn limits_and_count_resolve_from_literal_arguments() {
             with("2", vec![literal("limit", "1"), literal("every", "soon")]),
             "interval: ",
         ),
-        (with("2", vec![literal("every", "5s")]), "failureLimit: argument limit is not defined"),
+        (
+            with("2", vec![literal("every", "5s")]),
+            "failureLimit: argument limit is not defined",
+        ),
     ];
     for (spec, want) in cases {
         let d = step(spec, None, &[], at(0));
         let r = result(&d, "m");
         let message = r.message.clone().unwrap_or_default();
         assert_eq!(r.phase, Error, "{want}: {r:#?}");
-        assert!(message.contains(want), "{message:?} should contain {want:?}");
+        assert!(
+            message.contains(want),
+            "{message:?} should contain {want:?}"
+        );
     }
 }
 
@@ -369,13 +434,18 @@ fn dry_run_metrics_never_decide_the_run() {
         dry_run: vec![dry("noisy")],
         ..run(vec![metric("noisy"), metric("real")])
     };
-    let d = drive(&spec, &|m, _| if m == "noisy" { Failed } else { Successful }, 10);
+    let d = drive(
+        &spec,
+        &|m, _| if m == "noisy" { Failed } else { Successful },
+        10,
+    );
     let last = d.last().unwrap();
     assert_eq!(phase(last), Successful, "{:#?}", last.status);
     assert!(result(last, "noisy").dry_run);
     assert_eq!(result(last, "noisy").phase, Failed);
     let summary = |s: &Option<RunSummary>| {
-        s.clone().map(|s| (s.count, s.successful, s.failed, s.inconclusive, s.error))
+        s.clone()
+            .map(|s| (s.count, s.successful, s.failed, s.inconclusive, s.error))
     };
     assert_eq!(summary(&last.status.run_summary), Some((1, 1, 0, 0, 0)));
     assert_eq!(summary(&last.status.dry_run_summary), Some((1, 0, 1, 0, 0)));
@@ -385,7 +455,11 @@ fn dry_run_metrics_never_decide_the_run() {
         ..spec
     };
     let d = drive(&all, &|_, _| Failed, 10);
-    assert_eq!(phase(d.last().unwrap()), Successful, "`*` makes every metric dry-run");
+    assert_eq!(
+        phase(d.last().unwrap()),
+        Successful,
+        "`*` makes every metric dry-run"
+    );
 }
 
 #[test]
@@ -442,7 +516,12 @@ fn a_failed_metric_completes_the_run_and_stops_the_others() {
             resume: Some(job)
         }]
     );
-    assert!(result(&d, "slow").measurements.iter().all(|m| m.phase != Running));
+    assert!(
+        result(&d, "slow")
+            .measurements
+            .iter()
+            .all(|m| m.phase != Running)
+    );
     assert!(d.due.is_empty());
     assert_eq!(d.requeue_after, None);
     assert_eq!(d.status.completed_at, Some(Time(at(1))));
@@ -457,7 +536,9 @@ fn run_phase_is_the_worst_metric_phase() {
         (&[Error, Failed], Failed),
     ];
     for (phases, want) in cases {
-        let metrics = (0..phases.len()).map(|i| metric(&format!("m{i}"))).collect();
+        let metrics = (0..phases.len())
+            .map(|i| metric(&format!("m{i}")))
+            .collect();
         let spec = run(metrics);
         let status = step(&spec, None, &[], at(0)).status;
         let taken: Vec<_> = phases
@@ -571,7 +652,10 @@ fn validate_metric_reports_what_can_be_checked_without_io() {
             None => assert!(got.is_ok(), "{m:?}: {got:?}"),
             Some(want) => {
                 let message = got.expect_err(want);
-                assert!(message.contains(want), "{message:?} should contain {want:?}");
+                assert!(
+                    message.contains(want),
+                    "{message:?} should contain {want:?}"
+                );
                 assert!(message.starts_with("metric \"m\""), "{message}");
             }
         }

@@ -64,10 +64,11 @@ const KNOWN_VARIABLES: &[&str] = &["result", "nil"];
 pub(super) fn promote(expr: &mut Expression) {
     match &mut expr.expr {
         Expr::Call(call) => {
-            if call.target.is_none() && call.args.len() == 2 {
-                if let Some(ours) = promoted(&call.func_name) {
-                    call.func_name = ours.to_string();
-                }
+            if call.target.is_none()
+                && call.args.len() == 2
+                && let Some(ours) = promoted(&call.func_name)
+            {
+                call.func_name = ours.to_string();
             }
             if let Some(target) = &mut call.target {
                 promote(target);

@@ -261,10 +261,10 @@ fn collect_conditions(value: &serde_yaml::Value, found: &mut Vec<(String, String
     match value {
         serde_yaml::Value::Mapping(map) => {
             for (k, v) in map {
-                if let (Some(key), Some(text)) = (k.as_str(), v.as_str()) {
-                    if key == "successCondition" || key == "failureCondition" {
-                        found.push((key.to_string(), text.to_string()));
-                    }
+                if let (Some(key), Some(text)) = (k.as_str(), v.as_str())
+                    && (key == "successCondition" || key == "failureCondition")
+                {
+                    found.push((key.to_string(), text.to_string()));
                 }
                 collect_conditions(v, found);
             }

@@ -105,7 +105,8 @@ pub(super) fn taken(metric: &str, phase: AnalysisPhase, secs: i64) -> Taken {
 }
 
 /// Runs `spec` from its start: at each wake-up the controller takes every due measurement with
-/// the next phase of `outcomes` (per metric, cycling), until the run completes or `limit` steps
+/// the next phase of `outcomes` (per metric; `Running` starts a Job that ends Successful when
+/// resumed), until the run completes or `limit` steps
 /// pass. Returns every decision in order.
 pub(super) fn drive(
     spec: &AnalysisRunSpec,
@@ -136,14 +137,31 @@ pub(super) fn drive_timed(
             .due
             .iter()
             .map(|d| {
+                if let Some(in_progress) = &d.resume {
+                    // A Job looked at again has finished.
+                    return Taken {
+                        metric: d.metric.clone(),
+                        measurement: Measurement {
+                            phase: AnalysisPhase::Successful,
+                            finished_at: Some(Time(now)),
+                            resume_at: None,
+                            ..in_progress.clone()
+                        },
+                    };
+                }
                 let n = seen.entry(d.metric.clone()).or_default();
                 *n += 1;
+                let phase = outcomes(&d.metric, *n - 1);
+                // A `Running` outcome is a Job still going: look again in 5 s.
+                let running = phase == AnalysisPhase::Running;
                 Taken {
                     metric: d.metric.clone(),
                     measurement: Measurement {
                         started_at: Some(Time(now)),
-                        finished_at: Some(Time(now)),
-                        ..measured(outcomes(&d.metric, *n - 1), 0)
+                        finished_at: (!running).then_some(Time(now)),
+                        resume_at: running
+                            .then(|| Time(now.checked_add(SignedDuration::from_secs(5)).unwrap())),
+                        ..measured(phase, 0)
                     },
                 }
             })

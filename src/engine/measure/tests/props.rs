@@ -18,6 +18,7 @@ fn phase_strategy() -> impl Strategy<Value = AnalysisPhase> {
         2 => Just(AnalysisPhase::Failed),
         1 => Just(AnalysisPhase::Inconclusive),
         2 => Just(AnalysisPhase::Error),
+        1 => Just(AnalysisPhase::Running),
     ]
 }
 
@@ -115,6 +116,11 @@ proptest! {
             }
         }
         prop_assert!(completed_as.is_some(), "terminate completes every run");
+        let end = &decisions.last().unwrap().status;
+        prop_assert!(
+            end.metric_results.iter().flat_map(|r| &r.measurements).all(|m| m.phase != AnalysisPhase::Running),
+            "a completed run lists a running measurement: {end:#?}"
+        );
         for d in &decisions {
             prop_assert!(d.due.len() <= d.status.metric_results.len());
             if let Some(wait) = d.requeue_after {

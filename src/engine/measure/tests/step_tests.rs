@@ -118,10 +118,13 @@ fn next_measurement_is_interval_after_the_last_finished() {
     assert_eq!(due_names(&step(&spec, Some(&d.status), &[], at(67))), ["m"]);
 }
 
+/// count, successful, failed, inconclusive, error, consecutiveError, consecutiveSuccess.
+type Counts = (i32, i32, i32, i32, i32, i32, i32);
+
 #[test]
 fn taken_measurements_update_counts_and_streaks() {
     // phases folded in order → (count, successful, failed, inconclusive, error, consecutiveError, consecutiveSuccess)
-    let cases: &[(&[AnalysisPhase], (i32, i32, i32, i32, i32, i32, i32))] = &[
+    let cases: &[(&[AnalysisPhase], Counts)] = &[
         (&[Successful, Successful], (2, 2, 0, 0, 0, 0, 2)),
         (&[Error, Error], (0, 0, 0, 0, 2, 2, 0)),
         (&[Error, Successful], (1, 1, 0, 0, 1, 0, 1)),
@@ -196,7 +199,12 @@ fn in_progress_measurement_counts_only_when_replaced_by_a_final_one() {
         metric: "job".to_string(),
         measurement: done,
     };
-    let end = step(&spec, Some(&resume.status), &[t.clone()], at(31));
+    let end = step(
+        &spec,
+        Some(&resume.status),
+        std::slice::from_ref(&t),
+        at(31),
+    );
     let r = result(&end, "job");
     assert_eq!((r.count, r.measurements.len(), r.phase), (1, 1, Successful));
     assert_eq!(phase(&end), Successful);

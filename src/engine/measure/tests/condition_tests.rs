@@ -70,6 +70,8 @@ fn conditions_argo_users_write_evaluate_as_in_argo() {
         ("result.all(x, x < 10)", json!([1, 2, 3]), true),
         ("result.exists(x, x * 2 > 5)", json!([1, 2, 3]), true),
         ("size(result) == 3", json!([1, 2, 3]), true),
+        ("result.exists(x, x == 5)", json!([1.0, 5.0]), true),
+        ("[1, 2.0] == [1.0, 2]", json!(null), true),
         // expr's keywords
         ("result > 1 and result < 3", json!(2), true),
         ("result < 1 or result > 3", json!(2), false),

@@ -88,13 +88,13 @@ pub(super) fn assess(result: &MetricResult, config: &Config) -> Option<(Analysis
             format!("metric {name:?} assessed {phase:?} due to {why}"),
         ))
     };
-    if let Some(limit) = config.failure_limit {
-        if result.failed > limit {
-            return verdict(
-                AnalysisPhase::Failed,
-                format!("failed ({}) > failureLimit ({limit})", result.failed),
-            );
-        }
+    if let Some(limit) = config.failure_limit
+        && result.failed > limit
+    {
+        return verdict(
+            AnalysisPhase::Failed,
+            format!("failed ({}) > failureLimit ({limit})", result.failed),
+        );
     }
     if result.inconclusive > config.inconclusive_limit {
         return verdict(

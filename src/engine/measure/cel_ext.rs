@@ -5,9 +5,10 @@
 //!
 //! Why promotion: CEL has no implicit int/double conversion (`1 + 1.5` is an error), while
 //! Argo's expr language converts freely and users write `result * 100 > 5`. The parsed tree's
-//! arithmetic and ordering operators are redirected to functions of ours that compute on
-//! doubles when either side is a double (int with int stays int, `/` is always a double
-//! division as in expr). The function names start with `@`, which no CEL source can spell.
+//! arithmetic, ordering and equality operators are redirected to functions of ours that
+//! compute on doubles when either side is a double (int with int stays int, `/` is always a
+//! double division as in expr; the interpreter's own `==` says `5 == 5.0` is false). The
+//! function names start with `@`, which no CEL source can spell.
 
 use cel::common::ast::{Expr, operators};
 use cel::objects::{Key, Map};
@@ -24,6 +25,8 @@ const LT: &str = "@lt";
 const LE: &str = "@le";
 const GT: &str = "@gt";
 const GE: &str = "@ge";
+const EQ: &str = "@eq";
+const NE: &str = "@ne";
 
 /// Functions a condition may call: CEL's standard ones this crate provides, and Argo's.
 const KNOWN_FUNCTIONS: &[&str] = &[
@@ -61,10 +64,11 @@ const KNOWN_VARIABLES: &[&str] = &["result", "nil"];
 pub(super) fn promote(expr: &mut Expression) {
     match &mut expr.expr {
         Expr::Call(call) => {
-            if call.target.is_none() && call.args.len() == 2 {
-                if let Some(ours) = promoted(&call.func_name) {
-                    call.func_name = ours.to_string();
-                }
+            if call.target.is_none()
+                && call.args.len() == 2
+                && let Some(ours) = promoted(&call.func_name)
+            {
+                call.func_name = ours.to_string();
             }
             if let Some(target) = &mut call.target {
                 promote(target);
@@ -107,6 +111,8 @@ fn promoted(operator: &str) -> Option<&'static str> {
         operators::LESS_EQUALS => LE,
         operators::GREATER => GT,
         operators::GREATER_EQUALS => GE,
+        operators::EQUALS => EQ,
+        operators::NOT_EQUALS => NE,
         _ => return None,
     })
 }
@@ -185,6 +191,8 @@ pub(super) fn context(result: Value) -> Context<'static> {
     ctx.add_function(LE, le);
     ctx.add_function(GT, gt);
     ctx.add_function(GE, ge);
+    ctx.add_function(EQ, eq);
+    ctx.add_function(NE, ne);
     ctx
 }
 
@@ -399,4 +407,16 @@ fn gt(args: Arguments) -> Outcome {
 
 fn ge(args: Arguments) -> Outcome {
     order(">=", &args, std::cmp::Ordering::is_ge)
+}
+
+/// Equality of values, numbers by value whatever their type (`5 == 5.0`), also inside lists
+/// and maps.
+fn eq(args: Arguments) -> Outcome {
+    let (a, b) = two("==", &args)?;
+    Ok(Value::Bool(a == b))
+}
+
+fn ne(args: Arguments) -> Outcome {
+    let (a, b) = two("!=", &args)?;
+    Ok(Value::Bool(a != b))
 }

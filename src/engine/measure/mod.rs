@@ -135,10 +135,10 @@ pub fn step(
     let started = status.started_at.get_or_insert(Time(now)).0;
     let mut results = order_results(spec, std::mem::take(&mut status.metric_results));
     for t in taken {
-        if let Some(r) = results.iter_mut().find(|r| r.name == t.metric) {
-            if !completed(r.phase) {
-                assess::fold(r, t.measurement.clone());
-            }
+        if let Some(r) = results.iter_mut().find(|r| r.name == t.metric)
+            && !completed(r.phase)
+        {
+            assess::fold(r, t.measurement.clone());
         }
     }
     let configs: Vec<Result<Config, String>> = spec

@@ -187,7 +187,8 @@ fn in_progress_measurement_counts_only_when_replaced_by_a_final_one() {
         resume.due,
         [Due {
             metric: "job".to_string(),
-            resume: Some(running.clone())
+            resume: Some(running.clone()),
+            due_at: at(30),
         }]
     );
 
@@ -521,7 +522,8 @@ fn a_failed_metric_completes_the_run_and_stops_the_others() {
         d.stop,
         [Due {
             metric: "slow".to_string(),
-            resume: Some(job)
+            resume: Some(job),
+            due_at: at(1),
         }]
     );
     assert!(

@@ -105,22 +105,8 @@ async fn bench(
     args: &BenchArgs,
     sluice_binary: &Path,
 ) -> anyhow::Result<()> {
-    let client = playground.client();
     let limit = Duration::from_secs(args.timeout);
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crate::crd::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NAMESPACE);
-    let (store, writer) = reflector::store();
-    let follow = tokio::spawn(
-        reflector::reflector(
-            writer,
-            watcher(rollouts.clone(), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
+    let (rollouts, store, follow) = install_and_follow(playground).await?;
     let n = args.rollouts;
     let started = Instant::now();
     futures::stream::iter(0..n)
@@ -277,6 +263,29 @@ async fn bench(
     follow.abort();
     child.kill().await.ok();
     Ok(())
+}
+
+/// Installs the CRDs and follows the bench namespace's Rollouts through one watch: their Api,
+/// the store the watch fills, and the task to abort when done.
+pub(crate) async fn install_and_follow(
+    playground: &crate::playground::PlaygroundHandle,
+) -> anyhow::Result<(Api<Rollout>, Store<Rollout>, tokio::task::JoinHandle<()>)> {
+    let client = playground.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crate::crd::crds() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    let rollouts: Api<Rollout> = Api::namespaced(client, NAMESPACE);
+    let (store, writer) = reflector::store();
+    let follow = tokio::spawn(
+        reflector::reflector(
+            writer,
+            watcher(rollouts.clone(), watcher::Config::default()),
+        )
+        .default_backoff()
+        .for_each(|_| async {}),
+    );
+    Ok((rollouts, store, follow))
 }
 
 pub(crate) fn free_port() -> anyhow::Result<u16> {

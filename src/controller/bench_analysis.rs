@@ -6,16 +6,17 @@
 //! from a measurement being due to its result being written (p50/p99/max, as seen through a
 //! watch), and the controller's CPU and resident memory. Figures, not assertions.
 
-use super::bench::{NAMESPACE, free_port, healthy, rollout_with, rss_kib, wait_all};
+use super::bench::{
+    NAMESPACE, free_port, healthy, install_and_follow, rollout_with, rss_kib, wait_all,
+};
 use crate::crd::{AnalysisRun, AnalysisTemplate, Rollout};
 use crate::playground::prometheus::{PrometheusServer, find_binary};
 use crate::playground::{Playground, PlaygroundOptions, SimulationOptions};
 use anyhow::Context as _;
 use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
@@ -130,23 +131,10 @@ async fn bench(
 ) -> anyhow::Result<()> {
     let client = playground.client();
     let limit = Duration::from_secs(args.timeout);
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crate::crd::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
+    let (rollouts, store, follow) = install_and_follow(playground).await?;
     Api::<AnalysisTemplate>::namespaced(client.clone(), NAMESPACE)
         .create(&PostParams::default(), &template(args.interval)?)
         .await?;
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NAMESPACE);
-    let (store, writer) = reflector::store();
-    let follow = tokio::spawn(
-        reflector::reflector(
-            writer,
-            watcher(rollouts.clone(), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|_| async {}),
-    );
     let n = args.rollouts;
     for_each_rollout(n, |name| {
         let rollouts = rollouts.clone();

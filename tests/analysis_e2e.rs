@@ -733,3 +733,45 @@ async fn background_analysis_starts_at_its_step_and_its_failure_aborts() {
     assert_eq!(run_phase(&run), Some(AnalysisPhase::Failed));
     c.stop().await;
 }
+
+/// A person's abort terminates the background run still measuring: it ends Successful with
+/// "run terminated", and its measurements stop.
+#[tokio::test]
+async fn an_abort_terminates_the_running_background_analysis() {
+    let (ns, name) = ("analysis-terminate", "terminate-web");
+    let (h, c) = with_ratio_template(
+        ns,
+        name,
+        0.99,
+        json!({"interval": "1s", "successCondition": "result[0] >= 0.95"}),
+    )
+    .await;
+    let yaml = canary_yaml(name, 2, "        - setWeight: 50\n        - pause: {}\n").replace(
+        "      steps:\n",
+        "      analysis:\n        templates:\n        - templateName: success-rate\n        args:\n        - name: name\n          value: terminate-web\n      steps:\n",
+    );
+    h.apply_yaml(ns, &yaml).await;
+    h.first_revision_healthy(ns, name).await;
+    h.set_image(ns, name, "example/app:2").await;
+    wait_run(&h, ns, "two measurements", |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.metric_results.first().is_some_and(|m| m.count >= 2))
+    })
+    .await;
+    h.patch_status(ns, name, json!({"abort": true})).await;
+    let run = wait_run(&h, ns, "the run terminated", |r| {
+        r.spec.terminate && run_phase(r) == Some(AnalysisPhase::Successful)
+    })
+    .await;
+    let count = run.status.as_ref().unwrap().metric_results[0].count;
+    assert!(run.status.as_ref().unwrap().completed_at.is_some());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = runs(&h, ns).await.pop().unwrap();
+    assert_eq!(
+        later.status.unwrap().metric_results[0].count,
+        count,
+        "no measurement after the run ended"
+    );
+    c.stop().await;
+}

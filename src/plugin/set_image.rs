@@ -6,7 +6,6 @@ use super::context::Ctx;
 use super::steer;
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
-use kube::api::Patch;
 use serde_json::{Value, json};
 
 /// Set a field of a Rollout.
@@ -57,17 +56,7 @@ pub async fn run(ctx: &Ctx, args: &SetArgs) -> anyhow::Result<()> {
     let spec = serde_json::to_value(rollout.spec.template.and_then(|t| t.spec))?;
     let ops = operations(&spec, &pairs)?;
     let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))?;
-    let after = match steer::rollouts(ctx)
-        .patch(name, &steer::params(), &Patch::<()>::Json(patch))
-        .await
-    {
-        Ok(after) => after,
-        Err(e) => {
-            return Err(ctx
-                .explain(&steer::request("patch", "rollouts", name), e)
-                .await);
-        }
-    };
+    let after = steer::json_patch(ctx, name, patch).await?;
     steer::confirm(ctx, &after, &format!("rollout '{name}' image updated"))
 }
 

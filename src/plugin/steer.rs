@@ -41,6 +41,25 @@ pub async fn patch_spec(ctx: &Ctx, name: &str, patch: Value) -> anyhow::Result<R
     }
 }
 
+/// JSON-patches the Rollout (operations that must apply exactly, such as replacing one
+/// container's image by index).
+///
+/// # Errors
+/// As `get`, for the `patch` verb.
+pub async fn json_patch(
+    ctx: &Ctx,
+    name: &str,
+    patch: json_patch::Patch,
+) -> anyhow::Result<Rollout> {
+    match rollouts(ctx)
+        .patch(name, &params(), &Patch::<()>::Json(patch))
+        .await
+    {
+        Ok(rollout) => Ok(rollout),
+        Err(e) => Err(ctx.explain(&request("patch", "rollouts", name), e).await),
+    }
+}
+
 /// Merge-patches `/status` with `{"status": status}`: the fields the engine reads as a
 /// person's operations (`abort`, `promoteFull`, `pauseConditions`, `currentStepIndex`).
 ///

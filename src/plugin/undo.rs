@@ -9,7 +9,7 @@ use crate::crd::{POD_TEMPLATE_HASH_LABEL, Rollout};
 use crate::engine::REVISION_ANNOTATION;
 use anyhow::{anyhow, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use kube::api::{Api, ListParams, Patch};
+use kube::api::{Api, ListParams};
 use serde_json::json;
 
 /// Roll a Rollout back to an earlier revision.
@@ -69,17 +69,7 @@ pub async fn run(ctx: &Ctx, args: &UndoArgs) -> anyhow::Result<()> {
     let patch: json_patch::Patch = serde_json::from_value(json!([
         {"op": "replace", "path": "/spec/template", "value": template}
     ]))?;
-    let after = match steer::rollouts(ctx)
-        .patch(name, &steer::params(), &Patch::<()>::Json(patch))
-        .await
-    {
-        Ok(after) => after,
-        Err(e) => {
-            return Err(ctx
-                .explain(&steer::request("patch", "rollouts", name), e)
-                .await);
-        }
-    };
+    let after = steer::json_patch(ctx, name, patch).await?;
     steer::confirm(
         ctx,
         &after,

@@ -81,20 +81,25 @@ pub(crate) fn rollout_with(
     }))?)
 }
 
-/// Run the bench.
-///
-/// # Errors
-/// When the playground or the controller cannot start, or a phase times out.
-pub async fn run(args: BenchArgs, sluice_binary: &Path) -> anyhow::Result<()> {
-    let options = PlaygroundOptions {
+/// The benches' playground: a long watch history (every Rollout's events) and pods ready
+/// almost at once, so the controller, not the simulation, is what is measured.
+pub(crate) fn playground_options() -> PlaygroundOptions {
+    PlaygroundOptions {
         history_limit: 200_000,
         simulation: SimulationOptions {
             pod_ready_delay: Duration::from_millis(20),
             ..SimulationOptions::default()
         },
         ..PlaygroundOptions::default()
-    };
-    let playground = Playground::start(options).await?;
+    }
+}
+
+/// Run the bench.
+///
+/// # Errors
+/// When the playground or the controller cannot start, or a phase times out.
+pub async fn run(args: BenchArgs, sluice_binary: &Path) -> anyhow::Result<()> {
+    let playground = Playground::start(playground_options()).await?;
     let result = bench(&playground, &args, sluice_binary).await;
     playground.shutdown().await;
     result

@@ -7,11 +7,12 @@
 //! watch), and the controller's CPU and resident memory. Figures, not assertions.
 
 use super::bench::{
-    NAMESPACE, free_port, healthy, install_and_follow, rollout_with, rss_kib, wait_all,
+    NAMESPACE, free_port, healthy, install_and_follow, playground_options, rollout_with, rss_kib,
+    wait_all,
 };
 use crate::crd::{AnalysisRun, AnalysisTemplate, Rollout};
+use crate::playground::Playground;
 use crate::playground::prometheus::{PrometheusServer, find_binary};
-use crate::playground::{Playground, PlaygroundOptions, SimulationOptions};
 use anyhow::Context as _;
 use futures::StreamExt;
 use kube::ResourceExt;
@@ -102,18 +103,10 @@ async fn exporter(n: usize) -> anyhow::Result<String> {
 /// # Errors
 /// When the playground, Prometheus or the controller cannot start, or a phase times out.
 pub async fn run(args: AnalysisBenchArgs, sluice_binary: &Path) -> anyhow::Result<()> {
-    let options = PlaygroundOptions {
-        history_limit: 200_000,
-        simulation: SimulationOptions {
-            pod_ready_delay: Duration::from_millis(20),
-            ..SimulationOptions::default()
-        },
-        ..PlaygroundOptions::default()
-    };
     let target = exporter(args.rollouts).await?;
     let prometheus =
         PrometheusServer::start(&find_binary()?, &[target], Duration::from_secs(1)).await?;
-    let playground = Playground::start(options).await?;
+    let playground = Playground::start(playground_options()).await?;
     let result = bench(&playground, &prometheus.url(), &args, sluice_binary).await;
     playground.shutdown().await;
     prometheus.stop().await;

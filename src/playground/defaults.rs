@@ -117,7 +117,8 @@ fn job_defaults(obj: &mut Value) {
     }
 }
 
-fn job_causes(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+/// A pod template must have containers (the API server's `Required value`).
+fn require_containers(obj: &Value, causes: &mut Vec<Cause>) {
     if obj
         .pointer("/spec/template/spec/containers")
         .and_then(Value::as_array)
@@ -129,6 +130,10 @@ fn job_causes(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
             "Required value".into(),
         ));
     }
+}
+
+fn job_causes(obj: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
+    require_containers(obj, causes);
     let policy = obj
         .pointer("/spec/template/spec/restartPolicy")
         .and_then(Value::as_str)
@@ -311,17 +316,7 @@ pub fn validate(kind: &str, group: &str, obj: &Value, old: Option<&Value>) -> Re
                     }
                 }
             }
-            if obj
-                .pointer("/spec/template/spec/containers")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty)
-            {
-                causes.push(cause(
-                    "FieldValueRequired",
-                    "spec.template.spec.containers",
-                    "Required value".into(),
-                ));
-            }
+            require_containers(obj, &mut causes);
             if obj
                 .pointer("/spec/replicas")
                 .and_then(Value::as_i64)

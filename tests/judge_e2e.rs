@@ -307,7 +307,43 @@ async fn a_good_canary_passes_the_judge_and_is_promoted() {
         reasons.iter().any(|r| r == "CanaryJudgedPass"),
         "{reasons:?}"
     );
+
+    // `kubectl get sar` shows the score.
+    let table = kubectl(&h, &["get", "sar", "-n", ns]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "SCORE", "AGE"], "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&run.name_any()))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row.split_whitespace().nth(2), Some("100"), "{table}");
+
+    // The controller exports the score and each metric's classification.
+    let metrics = c.metrics.encode().unwrap();
+    let score = format!("sluice_canary_score{{namespace=\"{ns}\",rollout=\"{name}\"}} 100");
+    assert!(metrics.contains(&score), "{score} in {metrics}");
+    let pass = format!(
+        "sluice_canary_metric_classification{{namespace=\"{ns}\",rollout=\"{name}\",metric=\"latency\",classification=\"Pass\"}} 1"
+    );
+    assert!(metrics.contains(&pass), "{pass}");
     c.stop().await;
+}
+
+async fn kubectl(h: &Harness, args: &[&str]) -> String {
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(h.playground.kubeconfig_path())
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("kubectl must be on PATH for these tests: {e}"));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]

@@ -110,6 +110,10 @@ pub async fn create(
     if let AnalysisKind::Step(index) = kind {
         labels.insert(STEP_INDEX_LABEL.into(), index.to_string());
     }
+    // The run belongs to the same controller instance as its Rollout.
+    if let Some(id) = rollout.labels().get(super::INSTANCE_ID_LABEL) {
+        labels.insert(super::INSTANCE_ID_LABEL.into(), id.clone());
+    }
     let mut annotations = BTreeMap::new();
     if let Some(meta) = &analysis.analysis_run_metadata {
         labels.extend(meta.labels.clone());

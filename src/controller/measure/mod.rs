@@ -91,6 +91,8 @@ pub async fn run(
         None => Api::all(ctx.client.clone()),
     };
     let concurrency = ctx.settings.concurrency;
+    // Only the runs of this controller instance, as for Rollouts.
+    let selector = super::run::rollout_selector(ctx.settings.instance_id.as_deref());
     let m = Arc::new(MeasureContext {
         permits: Semaphore::new(ctx.settings.measurements_at_once.max(1)),
         ctx,
@@ -98,7 +100,7 @@ pub async fn run(
         inflight: InFlight::default(),
         wake,
     });
-    Controller::new(api, watcher::Config::default())
+    Controller::new(api, watcher::Config::default().labels(&selector))
         .reconcile_on(woken)
         .reconcile_all_on(became_leader)
         .with_config(ControllerConfig::default().concurrency(concurrency))

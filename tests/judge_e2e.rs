@@ -360,6 +360,11 @@ async fn a_latency_shift_is_high_and_aborts_back_to_stable() {
     assert_eq!(classification(&run, "latency"), Classification::High);
     let status = run.status.clone().unwrap();
     assert_eq!(status.phase, Some(AnalysisPhase::Failed));
+    let message = status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("latency (High)") && message.contains("canary score"),
+        "{message}"
+    );
     let j = status.judgement.unwrap();
     assert_eq!(j.latest.result, Verdict::Fail);
     assert!(j.latest.score < 75.0, "{}", j.latest.score);

@@ -145,6 +145,7 @@ async fn reconcile(run: Arc<AnalysisRun>, m: Arc<MeasureContext>) -> Result<Acti
     if let Some(record) = &judged {
         decision.status.judgement = Some(record.clone());
     }
+    measure::judge::explain(&mut decision.status);
     if run.status.as_ref() != Some(&decision.status) {
         if let Err(error) = write_status(&m.ctx, &run, &decision.status).await {
             m.inflight.restore(&uid, finished_since);

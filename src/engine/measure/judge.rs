@@ -421,3 +421,26 @@ pub fn summary(judgement: &Judgement) -> String {
     }
     text
 }
+
+/// A run that a judgement failed or left inconclusive says why in its message (which the
+/// Rollout's abort or pause shows): the score and the metrics that did not pass.
+pub fn explain(status: &mut crate::crd::AnalysisRunStatus) {
+    if !matches!(
+        status.phase,
+        Some(AnalysisPhase::Failed | AnalysisPhase::Inconclusive)
+    ) {
+        return;
+    }
+    let Some(record) = &status.judgement else {
+        return;
+    };
+    if record.latest.result == Verdict::Pass {
+        return;
+    }
+    let why = summary(&record.latest);
+    match &mut status.message {
+        Some(message) if message.contains("canary score") => {}
+        Some(message) => *message = format!("{message}: {why}"),
+        None => status.message = Some(why),
+    }
+}

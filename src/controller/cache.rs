@@ -308,4 +308,15 @@ mod tests {
         assert_eq!((rs.desired_replicas, rs.replicas), (None, 0));
         assert_eq!(rs.template, TemplateDigest::of(&PodTemplateSpec::default()));
     }
+
+    #[test]
+    fn recognises_a_baseline_by_its_role_label() {
+        let plain = cached(replica_set_json("example/app:1", "abc1234"));
+        assert!(!plain.baseline, "{plain:#?}");
+        let mut json = replica_set_json("example/app:1", "xyz5678");
+        json["metadata"]["labels"][ROLE_LABEL] = json!(BASELINE_ROLE);
+        let baseline = cached(json);
+        assert!(baseline.baseline, "{baseline:#?}");
+        assert_eq!(baseline.pod_template_hash.as_deref(), Some("xyz5678"));
+    }
 }

@@ -5,8 +5,9 @@
 //! every step the routing object, the baseline ReplicaSet, its pods, the baseline Service and
 //! the Rollout's status are read back with the real `kubectl`: canary, baseline and stable
 //! weights and as many baseline pods as canary pods at each pause; after an abort and after a
-//! promotion the baseline is gone and all traffic is on one side. A canary without traffic
-//! routing runs its baseline too, and NGINX (no third destination) is refused up front.
+//! promotion the baseline is gone and all traffic is on one side; a new revision mid-rollout
+//! gets a fresh baseline of its own revision. A canary without traffic routing runs its
+//! baseline too, and NGINX (no third destination) is refused up front.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -516,4 +517,66 @@ async fn nginx_with_a_baseline_is_refused_by_the_api_server() {
             .contains("nginx router cannot send traffic to a baseline"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_new_revision_mid_rollout_gets_a_fresh_baseline() {
+    let ns = "e2e-baseline-revision";
+    let w = start3(ns, vec![], "        smi: {rootService: web-stable}\n").await;
+    let smi = "trafficsplits.v1alpha1.split.smi-spec.io";
+    w.update().await;
+    let v2 = current_hash(&w.paused_at(1).await).unwrap();
+    expect_running(&w.h, ns, &w.v1, "revision 2 at step 1").await;
+    let first = kubectl(
+        &w.h,
+        ns,
+        &[
+            "get",
+            "replicasets",
+            "-l",
+            &format!("{ROLE_LABEL}=baseline"),
+        ],
+    )
+    .await;
+    let first_uid = first["items"][0]["metadata"]["uid"].clone();
+    w.h.set_image(ns, "web", "example/app:3").await;
+    let r =
+        w.h.wait_rollout(ns, "web", "revision 3 paused at step 1", |r| {
+            paused_on_step(r) && step(r) == Some(1) && current_hash(r).is_some_and(|h| h != v2)
+        })
+        .await;
+    expect3(&w, smi, smi3, (20, 20, 60), "revision 3 at step 1").await;
+    expect_running(&w.h, ns, &w.v1, "revision 3 at step 1").await;
+    let now = kubectl(
+        &w.h,
+        ns,
+        &[
+            "get",
+            "replicasets",
+            "-l",
+            &format!("{ROLE_LABEL}=baseline"),
+        ],
+    )
+    .await;
+    let baseline = &now["items"][0]["metadata"];
+    assert_ne!(
+        baseline["uid"], first_uid,
+        "the baseline of revision 2 was replaced"
+    );
+    let canary = kubectl(
+        &w.h,
+        ns,
+        &[
+            "get",
+            "replicaset",
+            &format!("web-{}", current_hash(&r).unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        baseline["annotations"]["rollout.sluice.dev/revision"],
+        canary["metadata"]["annotations"]["rollout.sluice.dev/revision"],
+        "the baseline belongs to the new canary's revision"
+    );
+    w.stop().await;
 }

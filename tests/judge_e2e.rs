@@ -7,7 +7,8 @@
 //! Covered: a good canary passes (score 100) and is promoted; a latency shift is High and
 //! aborts with everything back on stable; zero-heavy errors at 2.4× pass the rank test but
 //! the rate-ratio test flags them; a marginal score pauses until a person promotes; no traffic
-//! is NoData, and `mustHaveData` fails it.
+//! is NoData, and `mustHaveData` fails it; with a baseline, the canary is compared with it (not
+//! with the warm stable pods), and its weight and pods are read back with `kubectl`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -491,6 +492,101 @@ async fn no_traffic_is_no_data_and_must_have_data_fails_it() {
     assert_eq!(
         (j.latest.score, j.latest.result),
         (0.0, Verdict::Fail),
+        "{j:#?}"
+    );
+    c.stop().await;
+}
+
+/// Kayenta's point, on the playground: the stable pods are warm and faster than any fresh pod,
+/// so a canary judged against stable would fail for its age alone; judged against the baseline
+/// (fresh pods of the stable version, as many as the canary and given the same weight) it
+/// passes. The baseline's weight and pods are read back with `kubectl` while the judge runs.
+#[tokio::test]
+async fn the_canary_is_judged_against_the_baseline_not_the_warm_stable_pods() {
+    let ns = "judge-baseline";
+    shared();
+    let h = Harness::start().await;
+    let c = controller(&h);
+    h.namespace(ns).await;
+    install_httproute_crd(&h).await;
+    create_shop_route(&h, ns).await;
+    let metrics = json!([latency_metric(json!({})), errors_metric(json!({}))]);
+    template(&h.client, ns, metrics, json!({})).await;
+    let steps = "        - setWeight: 20\n        - analysis:\n            templates:\n            - templateName: judge\n        - setWeight: 100\n";
+    let yaml = gateway_canary_yaml(5, steps).replace(
+        "      trafficRouting:\n",
+        "      baseline:\n        service: shop-baseline\n      trafficRouting:\n",
+    ) + "\n---\napiVersion: v1\nkind: Service\nmetadata: {name: shop-baseline}\nspec:\n  selector: {app: shop}\n  ports: [{port: 80, targetPort: 8080}]\n";
+    h.apply_yaml(ns, &yaml).await;
+    let v1 = h.first_revision_healthy(ns, "shop").await;
+    let warm = Profile {
+        latency_ms: 80.0,
+        ..NORMAL
+    };
+    let baseline = sluice::engine::baseline::baseline_hash(&v1);
+    feed(ns, &v1, warm);
+    feed(ns, &baseline, NORMAL);
+    h.set_image(ns, "shop", "example/app:2").await;
+    let r = h
+        .wait_rollout(ns, "shop", "the canary's hash", |r| {
+            current_hash(r).is_some_and(|c| c != v1)
+        })
+        .await;
+    let canary = current_hash(&r).unwrap();
+    feed(ns, &canary, NORMAL);
+
+    // While the judge runs: 20 % canary, 20 % baseline, 60 % stable, one pod each side.
+    h.wait_rollout(ns, "shop", "at the analysis step", |r| step(r) == Some(1))
+        .await;
+    let route = kubectl(&h, &["get", "httproute", "shop", "-n", ns, "-o", "json"]).await;
+    let route: Value = serde_json::from_str(&route).unwrap();
+    let weights: BTreeMap<String, i64> = route["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_owned(),
+                b["weight"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        weights,
+        BTreeMap::from([
+            ("shop-baseline".to_owned(), 20),
+            ("shop-canary".to_owned(), 20),
+            ("shop-stable".to_owned(), 60)
+        ])
+    );
+    let pods = kubectl(
+        &h,
+        &[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-l",
+            &format!("rollouts-pod-template-hash={baseline}"),
+            "-o",
+            "name",
+        ],
+    )
+    .await;
+    assert_eq!(pods.lines().count(), 1, "{pods}");
+
+    promoted(&h, ns, "shop", &v1).await;
+    let run = judged_run(&h, ns).await;
+    let scope = run.spec.scope.clone().unwrap();
+    assert_eq!(
+        scope.baseline_pod_template_hash.as_deref(),
+        Some(baseline.as_str())
+    );
+    let j = run.status.clone().unwrap().judgement.unwrap();
+    assert_eq!(j.control, sluice::crd::JudgeControl::Baseline);
+    assert_eq!(
+        (j.latest.score, j.latest.result),
+        (100.0, Verdict::Pass),
         "{j:#?}"
     );
     c.stop().await;

@@ -151,10 +151,19 @@ pub async fn create(
 /// and the baseline when the Rollout runs one.
 fn scope(rollout: &Rollout, canary_hash: &str) -> RunScope {
     let stable = rollout.status.as_ref().and_then(|s| s.stable_rs.clone());
+    let runs_baseline = rollout
+        .spec
+        .strategy
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.baseline.is_some());
     RunScope {
         rollout: Some(rollout.name_any()),
         canary_pod_template_hash: Some(canary_hash.to_string()),
-        baseline_pod_template_hash: None,
+        baseline_pod_template_hash: stable
+            .as_deref()
+            .filter(|_| runs_baseline)
+            .map(crate::engine::baseline::baseline_hash),
         stable_pod_template_hash: stable,
     }
 }

@@ -14,13 +14,16 @@ const SUPPORTED_ROUTERS: [&str; 6] = ["gatewayAPI", "istio", "smi", "nginx", "tr
 /// Argo's Gateway API traffic plugin, which Sluice has built in.
 const GATEWAY_API_PLUGIN: &str = "argoproj-labs/gatewayAPI";
 
-/// Converts one Argo `Rollout`.
+/// Converts one Argo `Rollout`; `deployments` are those of the input (a `workloadRef`'s
+/// selector).
 #[must_use]
-pub fn convert(source: &Value) -> Conversion {
+pub fn convert(source: &Value, deployments: &[&Value]) -> Conversion {
     let mut findings = Findings::default();
     let mut spec = source.get("spec").cloned().unwrap_or_else(|| json!({}));
+    workload_selector(&mut spec, deployments, &mut findings);
     if let Some(canary) = spec.pointer_mut("/strategy/canary") {
-        canary_strategy(canary, &mut findings);
+        let name = source["metadata"]["name"].as_str().unwrap_or("rollout");
+        canary_strategy(canary, name, &mut findings);
     }
     drop_status(source, &mut findings);
     let object = json!({
@@ -30,6 +33,24 @@ pub fn convert(source: &Value) -> Conversion {
         "spec": spec,
     });
     finish::<Rollout>(&object, findings)
+}
+
+/// Argo takes a `workloadRef` Rollout's selector from the Deployment; Sluice wants it written.
+fn workload_selector(spec: &mut Value, deployments: &[&Value], findings: &mut Findings) {
+    let workload = &spec["workloadRef"];
+    if is_empty(workload) || !is_empty(&spec["selector"]) {
+        return;
+    }
+    let name = workload["name"].as_str().unwrap_or_default();
+    match deployments.iter().find(|d| d["metadata"]["name"] == name) {
+        Some(deployment) if !is_empty(&deployment["spec"]["selector"]) => {
+            spec["selector"] = deployment["spec"]["selector"].clone();
+        }
+        _ => findings.push(
+            "spec.selector",
+            format!("Sluice needs it with a workloadRef; Deployment {name} is not in the input: copy its selector"),
+        ),
+    }
 }
 
 /// Parses `object` as `T`, recording what the round trip lost; refuses the object when it
@@ -60,7 +81,7 @@ pub fn drop_status(source: &Value, findings: &mut Findings) {
     }
 }
 
-fn canary_strategy(canary: &mut Value, findings: &mut Findings) {
+fn canary_strategy(canary: &mut Value, name: &str, findings: &mut Findings) {
     let path = "spec.strategy.canary";
     let routed = match canary.get_mut("trafficRouting") {
         Some(routing) => traffic_routing(routing, findings),
@@ -75,6 +96,9 @@ fn canary_strategy(canary: &mut Value, findings: &mut Findings) {
             "no router Sluice supports is left; the canary weight becomes the share of canary pods",
         );
     }
+    if routed {
+        services_for_routing(canary, name, findings);
+    }
     if let Some(Value::Array(steps)) = canary.get_mut("steps") {
         let kept = std::mem::take(steps)
             .into_iter()
@@ -82,6 +106,25 @@ fn canary_strategy(canary: &mut Value, findings: &mut Findings) {
             .filter_map(|(i, step)| keep_step(i, step, routed, findings))
             .collect();
         *steps = kept;
+    }
+}
+
+/// Sluice routes between two Services; Argo's DestinationRule-only split has none, so name
+/// them after the Rollout and say so.
+fn services_for_routing(canary: &mut Value, name: &str, findings: &mut Findings) {
+    for (field, suffix) in [("canaryService", "canary"), ("stableService", "stable")] {
+        if canary.get(field).is_some_and(|s| !is_empty(s)) {
+            continue;
+        }
+        let service = format!("{name}-{suffix}");
+        findings.push(
+            format!("spec.strategy.canary.{field}"),
+            format!(
+                "Sluice routes between a canary and a stable Service; set to {service}: create \
+                 that Service selecting the Rollout's pods"
+            ),
+        );
+        canary[field] = json!(service);
     }
 }
 
@@ -114,7 +157,7 @@ fn traffic_routing(routing: &mut Value, findings: &mut Findings) -> bool {
     }
     SUPPORTED_ROUTERS
         .iter()
-        .any(|router| routing.get(*router).is_some_and(|r| !is_empty(r)))
+        .any(|router| routing.get(*router).is_some_and(|r| !r.is_null()))
 }
 
 /// The step, unless it is of a kind we lack (or needs the traffic routing that was dropped).
@@ -136,6 +179,22 @@ fn keep_step(i: usize, step: Value, routed: bool, findings: &mut Findings) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workload_ref_takes_the_deployment_selector_from_the_input() {
+        let source = json!({"metadata": {"name": "web"}, "spec": {
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}});
+        let deployment = json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}}}});
+        let c = convert(&source, &[&deployment]);
+        assert_eq!(
+            c.objects[0]["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
+        assert!(c.findings.0.is_empty(), "{:?}", c.findings);
+        let c = convert(&source, &[]);
+        assert!(c.findings.names("spec.selector"), "{:?}", c.findings);
+    }
 
     fn rollout(canary: Value) -> Value {
         json!({
@@ -190,10 +249,21 @@ mod tests {
             ),
             (
                 json!({"trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "r", "namespace": "n"}}},
-                       "steps": [{"setWeight": 5}]}),
+                       "canaryService": "c", "stableService": "s", "steps": [{"setWeight": 5}]}),
                 json!({"trafficRouting": {"gatewayAPI": {"httpRoute": "r", "namespace": "n"}},
-                       "steps": [{"setWeight": 5}]}),
+                       "canaryService": "c", "stableService": "s", "steps": [{"setWeight": 5}]}),
                 vec![],
+            ),
+            (
+                json!({"trafficRouting": {"istio": {"virtualService": {"name": "vs"},
+                       "destinationRule": {"name": "dr", "canarySubsetName": "c", "stableSubsetName": "s"}}}}),
+                json!({"trafficRouting": {"istio": {"virtualService": {"name": "vs"},
+                       "destinationRule": {"name": "dr", "canarySubsetName": "c", "stableSubsetName": "s"}}},
+                       "canaryService": "web-canary", "stableService": "web-stable"}),
+                vec![
+                    "spec.strategy.canary.canaryService",
+                    "spec.strategy.canary.stableService",
+                ],
             ),
             (
                 json!({"antiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": {"weight": 1}},
@@ -203,7 +273,7 @@ mod tests {
             ),
         ];
         for (canary, expected, expected_paths) in cases {
-            let c = convert(&rollout(canary.clone()));
+            let c = convert(&rollout(canary.clone()), &[]);
             assert_eq!(c.objects.len(), 1, "{canary}: {:?}", c.findings);
             assert_eq!(
                 c.objects[0]["spec"]["strategy"]["canary"], expected,
@@ -219,7 +289,7 @@ mod tests {
     fn a_rollout_that_does_not_fit_our_types_is_refused_with_the_field() {
         let mut source = rollout(json!({"steps": [{"setWeight": "twenty"}]}));
         source["status"] = json!({"phase": "Healthy"});
-        let c = convert(&source);
+        let c = convert(&source, &[]);
         assert!(c.objects.is_empty());
         assert_eq!(
             paths(&c),

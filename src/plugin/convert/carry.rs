@@ -94,7 +94,7 @@ pub fn metadata(source: &Value) -> Value {
 pub fn drop_field(value: &mut Value, path: &str, key: &str, reason: &str, findings: &mut Findings) {
     if let Some(map) = value.as_object_mut()
         && let Some(removed) = map.remove(key)
-        && !is_empty(&removed)
+        && !removed.is_null()
     {
         findings.push(join(path, key), reason);
     }

@@ -79,6 +79,12 @@ pub fn convert(source: &Value, inputs: &Inputs<'_>) -> Conversion {
     let mut findings = Findings::default();
     let spec = &source["spec"];
     let target = &spec["targetRef"];
+    if is_empty(target) {
+        return Conversion::refused(
+            "spec.targetRef",
+            "missing; a Canary needs a targetRef to convert",
+        );
+    }
     if target["kind"] != "Deployment" {
         return Conversion::refused(
             "spec.targetRef.kind",
@@ -89,16 +95,7 @@ pub fn convert(source: &Value, inputs: &Inputs<'_>) -> Conversion {
         );
     }
     let target_name = target["name"].as_str().unwrap_or_default();
-    let provider = match spec["provider"].as_str() {
-        Some(p) => p.to_string(),
-        None => {
-            findings.push(
-                "spec.provider",
-                "not set; assumed istio, Flagger's default mesh provider",
-            );
-            "istio".to_string()
-        }
-    };
+    let provider = provider_of(spec, &mut findings);
     unused(spec, "spec", &SPEC, &mut findings, spec_reason);
     let analysis = if is_empty(&spec["analysis"]) {
         &spec["canaryAnalysis"]
@@ -159,6 +156,23 @@ pub fn convert(source: &Value, inputs: &Inputs<'_>) -> Conversion {
     }
     out.objects.extend(routed.objects);
     out
+}
+
+/// The Canary's provider; without one, what its fields imply (Flagger's global
+/// `-mesh-provider` decides, default istio).
+fn provider_of(spec: &Value, findings: &mut Findings) -> String {
+    if let Some(provider) = spec["provider"].as_str() {
+        return provider.to_string();
+    }
+    let (provider, why) = if !is_empty(&spec["service"]["gatewayRefs"]) {
+        ("gatewayapi", "inferred gatewayapi from service.gatewayRefs")
+    } else if !is_empty(&spec["ingressRef"]) {
+        ("nginx", "inferred nginx from ingressRef")
+    } else {
+        ("istio", "assumed istio, Flagger's default mesh provider")
+    };
+    findings.push("spec.provider", format!("not set; {why}"));
+    provider.to_string()
 }
 
 fn spec_reason(key: &str) -> String {

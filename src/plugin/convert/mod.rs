@@ -103,38 +103,58 @@ pub fn convert_all(documents: &[Document]) -> Output {
         deployments: of_kind(documents, Source::Other, "Deployment"),
         metric_templates: of_kind(documents, Source::Flagger, "MetricTemplate"),
     };
-    let given: std::collections::BTreeSet<(String, String)> = documents
+    let conversions: Vec<Option<Conversion>> = documents
         .iter()
-        .filter(|d| source_of(&d.value) == Source::Other)
-        .map(|d| key(&d.value))
+        .map(|doc| match source_of(&doc.value) {
+            Source::Other => None,
+            source => Some(convert_one(source, &doc.value, &inputs)),
+        })
+        .collect();
+    // Flagger manages the Services and routing objects it generates, taking over any that
+    // exist; so do the converted ones.
+    let generated: std::collections::BTreeMap<(String, String), String> = documents
+        .iter()
+        .zip(&conversions)
+        .filter_map(|(doc, c)| Some((doc, c.as_ref()?)))
+        .flat_map(|(doc, c)| {
+            let from = format!(
+                "{}/{}",
+                doc.value["kind"].as_str().unwrap_or(""),
+                name_of(&doc.value)
+            );
+            c.objects
+                .iter()
+                .filter(|o| o["apiVersion"] != API_VERSION)
+                .map(move |o| (key(o), from.clone()))
+        })
         .collect();
     let mut out = Output::default();
-    for doc in documents {
-        let source = source_of(&doc.value);
-        if source == Source::Other {
-            out.documents.push(doc.value.clone());
-            continue;
-        }
-        out.sources += 1;
-        let conversion = convert_one(source, &doc.value, &inputs);
+    for (doc, conversion) in documents.iter().zip(conversions) {
         let kind = doc.value["kind"].as_str().unwrap_or("<no kind>");
-        let name = doc.value["metadata"]["name"]
-            .as_str()
-            .unwrap_or("<no name>");
+        let name = name_of(&doc.value);
+        let Some(conversion) = conversion else {
+            match generated.get(&key(&doc.value)) {
+                Some(from) => out.lines.push(format!(
+                    "{}: {kind}/{name}: spec: replaced by the one converted from {from}, which Flagger manages",
+                    doc.file
+                )),
+                None => out.documents.push(doc.value.clone()),
+            }
+            continue;
+        };
+        out.sources += 1;
         out.lines
             .extend(conversion.findings.lines(&doc.file, kind, name));
         if !conversion.objects.is_empty() {
             out.converted += 1;
         }
-        // What the user wrote wins over what Flagger would have generated.
-        out.documents.extend(
-            conversion
-                .objects
-                .into_iter()
-                .filter(|o| !given.contains(&key(o))),
-        );
+        out.documents.extend(conversion.objects);
     }
     out
+}
+
+fn name_of(doc: &Value) -> &str {
+    doc["metadata"]["name"].as_str().unwrap_or("<no name>")
 }
 
 fn key(doc: &Value) -> (String, String) {
@@ -157,7 +177,7 @@ fn of_kind<'a>(documents: &'a [Document], source: Source, kind: &str) -> Vec<&'a
 fn convert_one(source: Source, doc: &Value, inputs: &flagger_canary::Inputs<'_>) -> Conversion {
     let kind = doc["kind"].as_str().unwrap_or_default();
     match (source, kind) {
-        (Source::Argo, "Rollout") => argo_rollout::convert(doc),
+        (Source::Argo, "Rollout") => argo_rollout::convert(doc, &inputs.deployments),
         (Source::Argo, "AnalysisTemplate" | "ClusterAnalysisTemplate" | "AnalysisRun") => {
             argo_analysis::convert(kind, doc)
         }
@@ -244,7 +264,6 @@ pub fn parse(text: &str) -> Result<Vec<Value>, serde_yaml::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn docs(yaml: &str) -> Vec<Document> {
         parse(yaml)
@@ -293,14 +312,16 @@ spec:
             .iter()
             .map(|d| d["kind"].as_str().unwrap_or(""))
             .collect();
-        // The user's podinfo-canary Service wins over the generated one.
-        assert_eq!(kinds, ["Service", "Rollout", "Service", "Service"]);
-        assert_eq!(out.documents[0]["spec"], json!({"ports": [{"port": 1}]}));
+        // The converted podinfo-canary Service replaces the user's, as Flagger takes it over.
+        assert_eq!(kinds, ["Rollout", "Service", "Service", "Service"]);
+        assert_eq!(out.documents[3]["metadata"]["name"], "podinfo-canary");
+        assert_eq!(out.documents[3]["spec"]["ports"][0]["port"], 9898);
         assert_eq!(out.converted, 1);
         assert_eq!(out.sources, 2);
         assert_eq!(
             out.lines,
             [
+                "in.yaml: Service/podinfo-canary: spec: replaced by the one converted from Canary/podinfo, which Flagger manages",
                 "in.yaml: Experiment/e: kind: Experiments are not supported by Sluice",
                 "in.yaml: Canary/podinfo: spec.analysis.webhooks[0]: confirm-rollout: not carried: Sluice has no webhooks; use an analysis step with a web or job metric, or a pause step for a manual gate",
             ]

@@ -60,3 +60,75 @@ fn bind(line: &str, shell: Shell) -> String {
         line.to_string()
     }
 }
+
+/// Candidates for kubectl's plugin-completion hook: kubectl runs `kubectl_complete-sluice
+/// ARGS... PARTIAL` (the words after `kubectl sluice`, the last being completed) and reads one
+/// candidate per line, then a `:DIRECTIVE` line (cobra's `ShellCompDirective`; 4 is "no file
+/// completion"). Verbs, their sub-verbs and flags come from the clap definition.
+#[must_use]
+pub fn complete(words: &[String]) -> Vec<String> {
+    let command = super::Cli::command();
+    let (partial, done) = match words.split_last() {
+        Some((last, rest)) => (last.as_str(), rest),
+        None => ("", &[][..]),
+    };
+    let mut current = &command;
+    for word in done {
+        if let Some(sub) = current
+            .get_subcommands()
+            .find(|s| s.get_name() == word || s.get_all_aliases().any(|a| a == word))
+        {
+            current = sub;
+        }
+    }
+    let mut out: Vec<String> = if partial.starts_with('-') {
+        current
+            .get_arguments()
+            .chain(command.get_arguments().filter(|a| a.is_global_set()))
+            .flat_map(|a| {
+                let long = a.get_long().map(|l| format!("--{l}"));
+                let short = a.get_short().map(|s| format!("-{s}"));
+                long.into_iter().chain(short)
+            })
+            .filter(|flag| flag.starts_with(partial))
+            .collect()
+    } else {
+        current
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .map(|s| s.get_name().to_string())
+            .filter(|name| name.starts_with(partial))
+            .collect()
+    };
+    out.sort();
+    out.dedup();
+    out.push(":4".to_string());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn kubectl_hook_completes_verbs_sub_verbs_and_flags() {
+        // (the words after `kubectl sluice`, expected candidates before the directive)
+        let cases: [(&str, &[&str]); 5] = [
+            ("pro", &["promote"]),
+            ("co", &["completion", "convert"]),
+            ("create ", &["analysisrun"]),
+            ("convert --f", &["--filename"]),
+            ("zzz", &[]),
+        ];
+        for (line, expected) in cases {
+            let got = complete(&words(line));
+            let (directive, candidates) = got.split_last().expect("a directive");
+            assert_eq!(directive, ":4", "{line}");
+            assert_eq!(candidates, expected, "{line}");
+        }
+    }
+}

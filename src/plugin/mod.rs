@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub mod abort;
 pub mod completion;
 pub mod context;
+pub mod convert;
 pub mod create;
 pub mod get;
 pub mod judge;
@@ -48,6 +49,8 @@ pub enum Command {
     Judge(judge::JudgeArgs),
     /// Check Sluice manifests offline (types, CEL rules, the engine's validation).
     Lint(lint::LintArgs),
+    /// Convert Argo Rollouts and Flagger manifests to Sluice (offline).
+    Convert(convert::ConvertArgs),
     /// Show a Rollout with its revisions, ReplicaSets, pods and AnalysisRuns.
     Get(get::GetArgs),
     /// List Rollouts.
@@ -99,11 +102,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lint::run(&args)?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Convert(args) => {
+            convert::run(&args)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let ctx = context::Ctx::connect(&globals, output_of(&command)).await?;
     match command {
-        Command::Version | Command::Judge(_) | Command::Completion(_) | Command::Lint(_) => {}
+        Command::Version
+        | Command::Judge(_)
+        | Command::Completion(_)
+        | Command::Lint(_)
+        | Command::Convert(_) => {}
         Command::Get(args) => get::run(&ctx, &args).await?,
         Command::List(args) => list::run(&ctx, &args).await?,
         Command::Promote(args) => promote::run(&ctx, &args).await?,
@@ -128,6 +139,7 @@ fn output_of(command: &Command) -> Option<output::Format> {
         | Command::Judge(_)
         | Command::Completion(_)
         | Command::Lint(_)
+        | Command::Convert(_)
         | Command::Status(_) => None,
         Command::Get(a) => a.output.output,
         Command::List(a) => a.output.output,

@@ -1,6 +1,8 @@
 //! `kubectl sluice lint -f FILE|-`: offline checks of the Sluice objects in a YAML file: the
-//! fields parse as our types, the CRDs' CEL rules hold, and each Rollout passes the engine's
-//! validation against the Services and Deployments in the same file. Talks to no cluster.
+//! fields fit our generated CRD schemas (`schema`) and parse as our types, the CRDs' CEL rules
+//! hold, each Rollout passes the engine's validation against the Services and Deployments in
+//! the same file, and the Services and routing objects it names there fit it (`routing`).
+//! Talks to no cluster.
 
 use crate::crd::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, GROUP, Rollout};
 use crate::engine::{Observed, ObservedService, ObservedWorkload};
@@ -9,6 +11,9 @@ use clap::Args;
 use serde_json::Value;
 use std::io::Read as _;
 use std::path::PathBuf;
+
+pub mod routing;
+pub mod schema;
 
 /// Check Sluice manifests offline.
 #[derive(Debug, Args)]
@@ -49,7 +54,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<()> {
         };
         checked += 1;
         let name = doc["metadata"]["name"].as_str().unwrap_or("<no name>");
-        let found = check(kind, doc, &observed);
+        let found = check(kind, doc, &observed, &docs);
         if found.is_empty() {
             println!("{}/{name}: ok", kind.to_lowercase());
         }
@@ -111,7 +116,7 @@ fn observed(docs: &[Value]) -> Observed {
 
 /// The problems of one object: type errors first (nothing else can be checked then), then
 /// the CEL rules, then the engine's validation for a Rollout.
-fn check(kind: &str, doc: &Value, observed: &Observed) -> Vec<String> {
+fn check(kind: &str, doc: &Value, observed: &Observed, docs: &[Value]) -> Vec<String> {
     let parsed = match kind {
         "Rollout" => parse::<Rollout>(doc).map(Some),
         "AnalysisTemplate" => parse::<AnalysisTemplate>(doc).map(|_| None),
@@ -123,6 +128,14 @@ fn check(kind: &str, doc: &Value, observed: &Observed) -> Vec<String> {
         Ok(rollout) => rollout,
         Err(problem) => return vec![problem],
     };
+    // Types are the parse's (with serde's message); the schema adds what serde ignores:
+    // fields the API server would prune.
+    let structural = crd_schema(kind)
+        .map(|s| schema::check(&s, doc))
+        .unwrap_or_default();
+    if !structural.is_empty() {
+        return structural;
+    }
     let mut problems = cel(kind, doc);
     if let Some(rollout) = rollout
         && problems.is_empty()
@@ -130,7 +143,21 @@ fn check(kind: &str, doc: &Value, observed: &Observed) -> Vec<String> {
     {
         problems.push(invalid.to_string());
     }
+    if kind == "Rollout" && problems.is_empty() {
+        problems.extend(routing::check(doc, docs));
+    }
     problems
+}
+
+/// The openAPIV3Schema of our CRD for `kind`.
+fn crd_schema(kind: &str) -> Option<Value> {
+    crate::crd::crds()
+        .into_iter()
+        .find(|crd| crd.spec.names.kind == kind)
+        .and_then(|crd| crd.spec.versions.into_iter().next())
+        .and_then(|v| v.schema)
+        .and_then(|s| s.open_api_v3_schema)
+        .and_then(|s| serde_json::to_value(s).ok())
 }
 
 fn parse<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, String> {
@@ -140,14 +167,7 @@ fn parse<T: serde::de::DeserializeOwned>(doc: &Value) -> Result<T, String> {
 
 /// The CRD's `x-kubernetes-validations` rules that fail on the object.
 fn cel(kind: &str, doc: &Value) -> Vec<String> {
-    let Some(schema) = crate::crd::crds()
-        .into_iter()
-        .find(|crd| crd.spec.names.kind == kind)
-        .and_then(|crd| crd.spec.versions.into_iter().next())
-        .and_then(|v| v.schema)
-        .and_then(|s| s.open_api_v3_schema)
-        .and_then(|s| serde_json::to_value(s).ok())
-    else {
+    let Some(schema) = crd_schema(kind) else {
         return Vec::new();
     };
     let validator = kube::core::cel::Validator::new();

@@ -1,50 +1,73 @@
-//! The `sluice playground` demo (the README's first command): start the embedded playground,
-//! install the CRDs, run this controller in-process against it, apply `examples/playground/`,
-//! roll out a new image step by step to Healthy, then abort one and retry it, printing what
-//! happens; leave nothing behind. A CLI entry point: errors are `anyhow`.
+//! The `sluice playground` demo (the README's first command): start the embedded playground
+//! with its demo traffic and a real `prometheus` scraping it, install the CRDs, run this
+//! controller in-process against it (with that Prometheus as its default metric endpoint),
+//! then tell the story: a canary to Healthy, an abort and a retry (`basic`), and a canary the
+//! judge promotes and one it aborts (`judge`), printing what happens; leave nothing behind.
+//! Without `prometheus` the judge part is skipped with a line saying how to install it. A CLI
+//! entry point: errors are `anyhow`.
+
+mod basic;
+mod judge;
+mod watch;
 
 use super::embedded::{Embedded, EmbeddedOptions};
-use crate::crd::{POD_TEMPLATE_HASH_LABEL, Rollout, RolloutPhase};
-use crate::playground::{Playground, PlaygroundOptions, SimulationOptions};
-use anyhow::{Context as _, bail};
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
+use crate::crd::Rollout;
+use crate::playground::prometheus::{PrometheusServer, find_binary};
+use crate::playground::traffic::TrafficOptions;
+use crate::playground::{Playground, PlaygroundHandle, PlaygroundOptions, SimulationOptions};
+use crate::providers::MetricProviders;
+use crate::providers::registry::{EndpointClients, EndpointFlags, MetricEndpoints};
+use anyhow::Context as _;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use serde_json::json;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::discovery::{ApiResource, Discovery, Scope};
+use serde::Deserialize as _;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SERVICES: &str = include_str!("../../examples/playground/services.yaml");
-const ROLLOUT: &str = include_str!("../../examples/playground/rollout.yaml");
-const NAMESPACE: &str = "default";
-const NAME: &str = "demo";
-const LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const NAMESPACE: &str = "default";
+/// The name the demo registers its Prometheus under (the controller's default endpoint).
+const PROMETHEUS_NAME: &str = "playground";
+/// Requests per second entering each demo service: enough that the judge sees rare errors.
+const REQUESTS_PER_SECOND: f64 = 1000.0;
+
+/// How to run the demo.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// The `prometheus` binary; `None` looks for one on PATH.
+    pub prometheus_binary: Option<PathBuf>,
+}
 
 /// Run the demo.
 ///
 /// # Errors
-/// When the playground cannot start or the rollout does not reach the expected state in time.
-pub async fn run() -> anyhow::Result<()> {
+/// When the playground or a given Prometheus cannot start, or a Rollout does not reach the
+/// expected state in time.
+pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let started = Instant::now();
-    let options = PlaygroundOptions {
-        simulation: SimulationOptions {
-            pod_ready_delay: Duration::from_millis(400),
-            ..SimulationOptions::default()
-        },
-        ..PlaygroundOptions::default()
-    };
-    let playground = Playground::start(options)
+    let playground = Playground::start(playground_options())
         .await
         .context("starting the playground")?;
     println!("▶ playground API server on {}", playground.base_url());
     println!(
-        "  kubeconfig: {}  (try `KUBECONFIG={} kubectl sluice get rollout demo --watch` while it runs)",
+        "  kubeconfig: {}  (`export KUBECONFIG={}` to follow along with kubectl sluice)",
         playground.kubeconfig_path().display(),
         playground.kubeconfig_path().display()
     );
-    let client = playground.client();
-    let result = demo(&client).await;
+    let prometheus = start_prometheus(&playground, options.prometheus_binary).await;
+    let result = match prometheus {
+        Ok(prometheus) => {
+            let result = demo(&playground, prometheus.as_ref()).await;
+            if let Some(prometheus) = prometheus {
+                prometheus.stop().await;
+                println!("■ prometheus stopped");
+            }
+            result
+        }
+        Err(error) => Err(error),
+    };
     playground.shutdown().await;
     println!(
         "■ playground stopped and its kubeconfig removed ({:.1}s in all)",
@@ -53,249 +76,175 @@ pub async fn run() -> anyhow::Result<()> {
     result
 }
 
-async fn demo(client: &kube::Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crate::crd::crds() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .with_context(|| format!("installing CRD {}", crd.name_any()))?;
+fn playground_options() -> PlaygroundOptions {
+    PlaygroundOptions {
+        simulation: SimulationOptions {
+            pod_ready_delay: Duration::from_millis(400),
+            traffic: Some(TrafficOptions {
+                requests_per_second: REQUESTS_PER_SECOND,
+                ..TrafficOptions::default()
+            }),
+            ..SimulationOptions::default()
+        },
+        ..PlaygroundOptions::default()
     }
-    println!("▶ installed the Sluice CRDs");
-    let controller = Embedded::spawn(client.clone(), EmbeddedOptions::default());
+}
+
+/// A Prometheus scraping the demo traffic every second: the given binary (which must start),
+/// or one from PATH; `None` (after saying how to get one) when there is none.
+async fn start_prometheus(
+    playground: &PlaygroundHandle,
+    binary: Option<PathBuf>,
+) -> anyhow::Result<Option<PrometheusServer>> {
+    let binary = match binary.map_or_else(find_binary, Ok) {
+        Ok(binary) => binary,
+        Err(_) => {
+            println!(
+                "ℹ no `prometheus` on PATH, so the judge part is skipped: install it (`apt-get install prometheus`) or pass `--prometheus-binary PATH`"
+            );
+            return Ok(None);
+        }
+    };
+    let targets: Vec<String> = playground.demo_metrics_target().into_iter().collect();
+    let server = PrometheusServer::start(&binary, &targets, Duration::from_secs(1))
+        .await
+        .with_context(|| format!("starting {}", binary.display()))?;
+    println!(
+        "▶ prometheus ({}) on {}, scraping the demo traffic at {} every second",
+        binary.display(),
+        server.url(),
+        playground.demo_metrics_url().unwrap_or_default()
+    );
+    Ok(Some(server))
+}
+
+async fn demo(
+    playground: &PlaygroundHandle,
+    prometheus: Option<&PrometheusServer>,
+) -> anyhow::Result<()> {
+    let client = playground.client();
+    install_crds(&client).await?;
+    let controller = Embedded::spawn(client.clone(), controller_options(&client, prometheus)?);
     println!("▶ started the Sluice controller in this process");
-    let result = scenario(client).await;
+    let result = scenarios(&client, prometheus.is_some()).await;
     controller.stop().await;
     result
 }
 
-async fn scenario(client: &kube::Client) -> anyhow::Result<()> {
-    apply(client).await?;
-    println!(
-        "▶ applied examples/playground/ (Rollout `demo`, Services demo-stable and demo-canary)"
-    );
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NAMESPACE);
-    let v1 = follow(client, "first revision", |r| healthy(r, None)).await?;
-    let v1 = stable(&v1).unwrap_or_default();
-
-    println!("\n▶ changing the image to example/demo:2.0");
-    set_image(&rollouts, "example/demo:2.0").await?;
-    let r = follow(client, "canary to 2.0", |r| {
-        healthy(r, Some(&v1)) && moved(r, &v1)
-    })
-    .await?;
-    let v2 = stable(&r).unwrap_or_default();
-    println!("✔ 2.0 is stable: every pod runs it, demo-stable selects {v2}");
-
-    println!("\n▶ changing the image to example/demo:3.0, then aborting it");
-    set_image(&rollouts, "example/demo:3.0").await?;
-    follow(client, "canary to 3.0", |r| {
-        r.status
-            .as_ref()
-            .is_some_and(|s| s.current_step_index.unwrap_or(0) >= 2)
-            && moved_current(r, &v2)
-    })
-    .await?;
-    patch_status(&rollouts, json!({"abort": true})).await?;
-    println!(
-        "  ⏹ `kubectl sluice abort demo` (the demo makes the same patch: status.abort = true)"
-    );
-    follow(client, "abort", |r| {
-        phase(r) == Some(RolloutPhase::Degraded) && r.status.as_ref().is_some_and(|s| s.abort)
-    })
-    .await?;
-    wait_selector(client, "demo-canary", &v2).await?;
-    println!("✔ aborted: demo-canary selects the stable pods again ({v2}); 2.0 keeps serving");
-
-    println!(
-        "\n▶ `kubectl sluice retry demo` (the demo makes the same patch: status.abort = false)"
-    );
-    patch_status(&rollouts, json!({"abort": false})).await?;
-    let r = follow(client, "retry of 3.0", |r| {
-        healthy(r, Some(&v2)) && moved(r, &v2)
-    })
-    .await?;
-    println!(
-        "✔ 3.0 is stable ({}); the demo is done",
-        stable(&r).unwrap_or_default()
-    );
-    Ok(())
-}
-
-async fn apply(client: &kube::Client) -> anyhow::Result<()> {
-    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    for doc in serde_yaml::Deserializer::from_str(SERVICES) {
-        let svc: Service = serde::Deserialize::deserialize(doc)?;
-        services.create(&PostParams::default(), &svc).await?;
+async fn scenarios(client: &kube::Client, judge: bool) -> anyhow::Result<()> {
+    basic::scenario(client).await?;
+    if judge {
+        judge::scenario(client).await?;
     }
-    let rollout: Rollout = serde_yaml::from_str(ROLLOUT)?;
-    Api::<Rollout>::namespaced(client.clone(), NAMESPACE)
-        .create(&PostParams::default(), &rollout)
-        .await?;
+    println!("\n✔ the demo is done");
     Ok(())
 }
 
-async fn set_image(rollouts: &Api<Rollout>, image: &str) -> anyhow::Result<()> {
-    let rollout = rollouts.get(NAME).await?;
-    let mut template = rollout.spec.template.context("demo has a template")?;
+async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let gateway: CustomResourceDefinition =
+        serde_yaml::from_str(judge::HTTPROUTE_CRD).context("the HTTPRoute CRD")?;
+    for crd in crate::crd::crds().into_iter().chain([gateway]) {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .with_context(|| format!("installing CRD {}", crd.name_any()))?;
+    }
+    println!("▶ installed the Sluice CRDs (and a minimal Gateway API HTTPRoute CRD)");
+    Ok(())
+}
+
+/// The controller's options: its default metric endpoint is the demo's Prometheus.
+fn controller_options(
+    client: &kube::Client,
+    prometheus: Option<&PrometheusServer>,
+) -> anyhow::Result<EmbeddedOptions> {
+    let Some(prometheus) = prometheus else {
+        return Ok(EmbeddedOptions::default());
+    };
+    let entry = format!("{PROMETHEUS_NAME}={}", prometheus.url());
+    let endpoints = MetricEndpoints::new(EndpointFlags {
+        prometheus: vec![entry.parse()?],
+        prometheus_default: Some(PROMETHEUS_NAME.into()),
+        ..EndpointFlags::default()
+    })?;
+    let http = reqwest::Client::builder()
+        .build()
+        .context("building the HTTP client")?;
+    Ok(EmbeddedOptions {
+        providers: Some(MetricProviders::standard(
+            client.clone(),
+            Arc::new(endpoints),
+            EndpointClients::shared_only(http),
+        )),
+        ..EmbeddedOptions::default()
+    })
+}
+
+/// Create every object of a multi-document YAML stream in the demo namespace (as
+/// `kubectl create -f` would).
+async fn create_all(client: &kube::Client, yaml: &str) -> anyhow::Result<()> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let obj = DynamicObject::deserialize(doc)?;
+        let types = obj
+            .types
+            .clone()
+            .context("an object without apiVersion/kind")?;
+        let gvk = kube::api::GroupVersionKind::try_from(&types)?;
+        let (resource, caps): (ApiResource, _) = discovery
+            .resolve_gvk(&gvk)
+            .with_context(|| format!("the server does not serve {}", types.kind))?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Namespaced => Api::namespaced_with(client.clone(), NAMESPACE, &resource),
+            Scope::Cluster => Api::all_with(client.clone(), &resource),
+        };
+        api.create(&PostParams::default(), &obj)
+            .await
+            .with_context(|| format!("creating {} {}", types.kind, obj.name_any()))?;
+    }
+    Ok(())
+}
+
+async fn set_image(rollouts: &Api<Rollout>, name: &str, image: &str) -> anyhow::Result<()> {
+    let rollout = rollouts.get(name).await?;
+    let mut template = rollout
+        .spec
+        .template
+        .context("the Rollout has a template")?;
     if let Some(spec) = template.spec.as_mut() {
         for container in &mut spec.containers {
             container.image = Some(image.into());
         }
     }
+    patch_template(rollouts, name, serde_json::to_value(template)?).await
+}
+
+async fn patch_template(
+    rollouts: &Api<Rollout>,
+    name: &str,
+    template: serde_json::Value,
+) -> anyhow::Result<()> {
     rollouts
         .patch(
-            NAME,
+            name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"template": template}})),
+            &Patch::Merge(serde_json::json!({"spec": {"template": template}})),
         )
         .await?;
     Ok(())
 }
 
-async fn patch_status(rollouts: &Api<Rollout>, patch: serde_json::Value) -> anyhow::Result<()> {
+async fn patch_status(
+    rollouts: &Api<Rollout>,
+    name: &str,
+    patch: serde_json::Value,
+) -> anyhow::Result<()> {
     rollouts
         .patch_status(
-            NAME,
+            name,
             &PatchParams::default(),
-            &Patch::Merge(json!({ "status": patch })),
+            &Patch::Merge(serde_json::json!({ "status": patch })),
         )
         .await?;
     Ok(())
-}
-
-fn phase(r: &Rollout) -> Option<RolloutPhase> {
-    r.status.as_ref()?.phase
-}
-
-fn stable(r: &Rollout) -> Option<String> {
-    r.status.as_ref()?.stable_rs.clone()
-}
-
-fn healthy(r: &Rollout, _previous: Option<&str>) -> bool {
-    r.status.as_ref().is_some_and(|s| {
-        s.phase == Some(RolloutPhase::Healthy)
-            && s.stable_rs.is_some()
-            && s.stable_rs == s.current_pod_hash
-            && s.observed_generation == r.metadata.generation
-    })
-}
-
-fn moved(r: &Rollout, from: &str) -> bool {
-    stable(r).is_some_and(|s| s != from)
-}
-
-fn moved_current(r: &Rollout, from: &str) -> bool {
-    r.status
-        .as_ref()
-        .and_then(|s| s.current_pod_hash.as_deref())
-        .is_some_and(|c| c != from)
-}
-
-async fn wait_selector(client: &kube::Client, service: &str, hash: &str) -> anyhow::Result<()> {
-    let services: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let svc = services.get(service).await?;
-        let selected = svc
-            .spec
-            .and_then(|s| s.selector)
-            .and_then(|s| s.get(POD_TEMPLATE_HASH_LABEL).cloned());
-        if selected.as_deref() == Some(hash) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{service} never selected {hash}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Print a line whenever the Rollout's step, phase, weight or pods change, until `done`.
-async fn follow(
-    client: &kube::Client,
-    what: &str,
-    done: impl Fn(&Rollout) -> bool,
-) -> anyhow::Result<Rollout> {
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NAMESPACE);
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
-    let deadline = Instant::now() + LIMIT;
-    let mut last = String::new();
-    loop {
-        let rollout = rollouts.get(NAME).await?;
-        let line = describe(&rollout, &replica_sets).await?;
-        if line != last {
-            println!("  {line}");
-            last = line;
-        }
-        if done(&rollout) {
-            return Ok(rollout);
-        }
-        if Instant::now() > deadline {
-            bail!("{what} did not finish within {}s", LIMIT.as_secs());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn describe(rollout: &Rollout, replica_sets: &Api<ReplicaSet>) -> anyhow::Result<String> {
-    let status = rollout.status.clone().unwrap_or_default();
-    let steps = rollout
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .map_or(0, |c| c.steps.len());
-    let step = status.current_step_index.unwrap_or(0);
-    let step_text = rollout
-        .spec
-        .strategy
-        .canary
-        .as_ref()
-        .and_then(|c| c.steps.get(usize::try_from(step).unwrap_or(usize::MAX)))
-        .map(|s| match (s.set_weight, &s.pause) {
-            (Some(w), _) => format!("setWeight {w}"),
-            (None, Some(p)) => match &p.duration {
-                Some(d) => format!("pause {}", intstr(d)),
-                None => "pause".into(),
-            },
-            _ => "step".into(),
-        })
-        .unwrap_or_else(|| "done".into());
-    let phase = status.phase.map_or("-".to_string(), |p| format!("{p:?}"));
-    let mut pods = Vec::new();
-    let mut list = replica_sets.list(&ListParams::default()).await?.items;
-    list.sort_by_key(|rs| rs.creation_timestamp().map(|t| t.0));
-    for rs in list {
-        let hash = rs
-            .labels()
-            .get(POD_TEMPLATE_HASH_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-        let ready = rs
-            .status
-            .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0);
-        if want == 0 && ready == 0 {
-            continue;
-        }
-        let role = if Some(&hash) == status.stable_rs.as_ref() {
-            "stable"
-        } else {
-            "canary"
-        };
-        pods.push(format!("{role} {hash} {ready}/{want} ready"));
-    }
-    Ok(format!(
-        "{phase:<11} step {step}/{steps} ({step_text:<13}) pods: {}",
-        pods.join(", ")
-    ))
-}
-
-fn intstr(value: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
-    match value {
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => format!("{i}s"),
-        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
-    }
 }

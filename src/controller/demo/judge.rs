@@ -47,10 +47,17 @@ pub(super) async fn scenario(client: &kube::Client) -> anyhow::Result<()> {
     )
     .await?;
     let promoted = follow(client, NAME, "the judged canary 1.1", LIMIT, |r| {
-        healthy(r) && moved(r, &v1)
+        (healthy(r) && moved(r, &v1)) || aborted(r)
     })
     .await?;
     let run = latest_run(client).await?;
+    if aborted(&promoted) {
+        bail!(
+            "the judge failed the good canary 1.1 ({}): {}",
+            judgement_text(&run),
+            run_message(&run)
+        );
+    }
     println!(
         "✔ the judge passed 1.1 ({}) and it was promoted: demo traffic now all goes to {}",
         judgement_text(&run),
@@ -64,10 +71,7 @@ pub(super) async fn scenario(client: &kube::Client) -> anyhow::Result<()> {
     let rollout = rollouts.get(NAME).await?;
     let bad = template(&rollout, "example/shop:1.2", Some(("130", "0.0024")))?;
     patch_template(&rollouts, NAME, bad).await?;
-    follow(client, NAME, "the judge's abort of 1.2", LIMIT, |r| {
-        phase(r) == Some(RolloutPhase::Degraded) && r.status.as_ref().is_some_and(|s| s.abort)
-    })
-    .await?;
+    follow(client, NAME, "the judge's abort of 1.2", LIMIT, aborted).await?;
     let run = latest_run(client).await?;
     println!(
         "✘ the judge failed 1.2 ({}) and the Rollout aborted",
@@ -79,6 +83,21 @@ pub(super) async fn scenario(client: &kube::Client) -> anyhow::Result<()> {
         "  (a person would now fix 1.2, or `kubectl sluice retry {NAME}`, or `kubectl sluice promote {NAME}` to overrule the judge)"
     );
     Ok(())
+}
+
+fn aborted(r: &Rollout) -> bool {
+    phase(r) == Some(RolloutPhase::Degraded) && r.status.as_ref().is_some_and(|s| s.abort)
+}
+
+/// The run's phase and message, for an unexpected verdict.
+fn run_message(run: &AnalysisRun) -> String {
+    let status = serde_json::to_value(&run.status).unwrap_or_default();
+    format!(
+        "AnalysisRun {} is {}: {}",
+        run.name_any(),
+        status["phase"].as_str().unwrap_or("-"),
+        status["message"].as_str().unwrap_or("")
+    )
 }
 
 /// The Rollout's template with a new image and, for a bad version, new latency and error-rate

@@ -74,9 +74,10 @@ pub(super) async fn scenario(client: &kube::Client) -> anyhow::Result<()> {
     follow(client, NAME, "the judge's abort of 1.2", LIMIT, aborted).await?;
     let run = latest_run(client).await?;
     println!(
-        "✘ the judge failed 1.2 ({}) and the Rollout aborted",
+        "✘ the judge failed 1.2 ({}) and the Rollout aborted; failing metrics:",
         judgement_text(&run)
     );
+    println!("{}", failing_text(&run));
     wait_all_on_stable(client).await?;
     println!("✔ HTTPRoute `{NAME}` sends everything to judged-stable ({v2}) again");
     println!(
@@ -138,33 +139,46 @@ async fn latest_run(client: &kube::Client) -> anyhow::Result<AnalysisRun> {
         .with_context(|| format!("no AnalysisRun of {NAME}"))
 }
 
-/// `score 100, latency-p90 Pass, errors Pass` from the run's latest judgement.
+/// `score 100 (Pass): latency-p90 Pass, errors Pass` from the run's latest judgement
+/// (`status.judgement.latest`), read as JSON so that it prints whatever the judge recorded.
 fn judgement_text(run: &AnalysisRun) -> String {
     let status = serde_json::to_value(&run.status).unwrap_or_default();
-    let judgement = &status["judgement"];
-    let score = judgement
-        .get("score")
-        .and_then(Value::as_f64)
-        .map_or_else(|| "no score".to_string(), |s| format!("score {s:.0}"));
-    let metrics: Vec<String> = judgement
-        .get("metrics")
-        .and_then(Value::as_array)
+    let latest = &status["judgement"]["latest"];
+    let Some(score) = latest.get("score").and_then(Value::as_f64) else {
+        return "no judgement recorded".into();
+    };
+    let verdict = latest["result"].as_str().unwrap_or("-");
+    let metrics: Vec<String> = latest["metrics"]
+        .as_array()
         .into_iter()
         .flatten()
         .map(|m| {
-            let name = m.get("name").and_then(Value::as_str).unwrap_or("?");
-            let class = m
-                .get("classification")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
+            let name = m["name"].as_str().unwrap_or("?");
+            let class = m["classification"].as_str().unwrap_or("?");
             format!("{name} {class}")
         })
         .collect();
-    if metrics.is_empty() {
-        score
-    } else {
-        format!("{score}; {}", metrics.join(", "))
-    }
+    format!("score {score:.0}, {verdict}: {}", metrics.join(", "))
+}
+
+/// The metrics the latest judgement did not pass, with the judge's reasons.
+fn failing_text(run: &AnalysisRun) -> String {
+    let status = serde_json::to_value(&run.status).unwrap_or_default();
+    let failing: Vec<String> = status["judgement"]["latest"]["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["classification"] != "Pass")
+        .map(|m| {
+            let name = m["name"].as_str().unwrap_or("?");
+            let class = m["classification"].as_str().unwrap_or("?");
+            match m["reason"].as_str() {
+                Some(reason) => format!("    {name}: {class} ({reason})"),
+                None => format!("    {name}: {class}"),
+            }
+        })
+        .collect();
+    failing.join("\n")
 }
 
 /// Waits until the HTTPRoute's weights put everything on the stable Service.

@@ -180,10 +180,10 @@ fn step(api: &Api, served: &mut Served, rate: f64, seconds: f64, rng: &mut StdRn
         let views: Vec<PodView> = ns.pods.iter().map(|p| pod_view(p)).collect();
         let shares = shares::shares(&entries, &services, &views);
         for pod in &ns.pods {
+            alive.insert(uid(pod));
             let Some(serving) = served.serving(&name, pod) else {
                 continue;
             };
-            alive.insert(uid(pod));
             let share = shares.get(&serving.labels.pod).copied().unwrap_or(0.0);
             serving
                 .counters
@@ -191,6 +191,7 @@ fn step(api: &Api, served: &mut Served, rate: f64, seconds: f64, rng: &mut StdRn
         }
     }
     served.pods.retain(|uid, _| alive.contains(uid));
+    served.malformed.retain(|uid| alive.contains(uid));
 }
 
 impl Served {

@@ -11,7 +11,8 @@
 //! * `rateRatio` metrics use the rate ratio's interval against 1 instead of the shift's
 //!   interval against the tolerance band.
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::compare::{Comparison, compare};
 use crate::config::{EffectMeasure, Metric, MetricConfig, MetricData, TOLERANCE};
@@ -20,7 +21,7 @@ use crate::rate_ratio::{Counts, RateRatio, rate_ratio};
 use crate::sample::Descriptive;
 
 /// The verdict on one metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Classification {
     Pass,
     High,
@@ -30,7 +31,7 @@ pub enum Classification {
 }
 
 /// The judgement of one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricResult {
     pub name: String,
@@ -50,36 +51,85 @@ pub struct MetricResult {
 
 /// The test statistics of one metric. `null` in JSON marks a value that is undefined (NaN) or
 /// unbounded (±∞).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Statistics {
     /// Mann-Whitney U; `null` for `rateRatio`.
     pub u: Option<f64>,
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub p_value: f64,
     pub p_value_method: PValueMethod,
     /// Hodges-Lehmann shift (canary − control), or the rate ratio for `rateRatio`.
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub estimate: f64,
     pub confidence_interval: Interval,
     /// mean(canary)/mean(control), or the rate ratio; `null` when a mean is 0.
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub mean_ratio: f64,
     /// P(canary > control) + ½·P(equal); `null` for `rateRatio`.
     pub cles: Option<f64>,
 }
 
 /// A two-sided confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Interval {
+    /// `null` when unbounded below.
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub lower: f64,
+    /// `null` when unbounded above.
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub upper: f64,
     pub level: f64,
 }
 
 /// Per-side description: sample statistics, or counts for `rateRatio`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SideStats {
     Sample(Descriptive),
-    Counts { events: u64, total: f64, rate: f64 },
+    Counts {
+        events: u64,
+        total: f64,
+        #[serde(with = "crate::nullable")]
+        rate: f64,
+    },
+}
+
+/// One object schema with the fields of both shapes, none required: the Kubernetes API server
+/// needs a structural schema, which an `anyOf` of differently shaped objects is not.
+impl JsonSchema for SideStats {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SideStats".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut sample = <Descriptive as JsonSchema>::json_schema(generator);
+        let sample = sample.ensure_object();
+        sample.remove("required");
+        let properties = sample
+            .entry("properties")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(p) = properties.as_object_mut() {
+            p.insert(
+                "events".into(),
+                serde_json::json!({"type": "integer", "format": "int64", "minimum": 0, "description": "rateRatio: the events counted"}),
+            );
+            p.insert(
+                "total".into(),
+                serde_json::json!({"type": "number", "format": "double", "description": "rateRatio: the exposure (requests, seconds)"}),
+            );
+            p.insert(
+                "rate".into(),
+                serde_json::json!({"type": ["number", "null"], "format": "double", "description": "rateRatio: events / total"}),
+            );
+        }
+        schemars::Schema::from(sample.clone())
+    }
 }
 
 impl SideStats {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
+
 use crate::rate_ratio::Counts;
 use crate::sample::{NanStrategy, OutlierStrategy, Sample};
 
@@ -14,7 +16,10 @@ pub const TOLERANCE: f64 = 0.25;
 pub const DEFAULT_GROUP: &str = "default";
 
 /// Which way a change is bad.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Only an increase fails the metric (latency, errors).
     Increase,
@@ -36,7 +41,10 @@ impl Direction {
 }
 
 /// The effect-size measure the gates compare against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
 pub enum EffectMeasure {
     /// mean(canary)/mean(control) (for `rateRatio`: the rate ratio). The default.
     #[default]

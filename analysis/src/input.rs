@@ -11,12 +11,10 @@ use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::config::{
-    DEFAULT_CONFIDENCE, DEFAULT_GROUP, Direction, EffectMeasure, EffectSize, JudgeRequest, Metric,
-    MetricConfig, MetricData, Thresholds,
-};
+use crate::config::{Direction, JudgeRequest, Metric, MetricData};
 use crate::rate_ratio::Counts;
-use crate::sample::{DEFAULT_OUTLIER_FACTOR, NanStrategy, OutlierStrategy, Sample};
+use crate::sample::{NanStrategy, Sample};
+use crate::spec::{EffectSizeSpec, JudgementSpec, MetricSpec, Outliers, Test, ThresholdsSpec};
 
 /// Why the input was rejected.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -49,18 +47,13 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InputError {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawRequest {
     confidence: Option<f64>,
-    thresholds: Option<RawThresholds>,
+    thresholds: Option<ThresholdsSpec>,
     groups: Option<BTreeMap<String, f64>>,
     metrics: Vec<RawMetric>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawThresholds {
-    pass: Option<f64>,
-    marginal: Option<f64>,
-}
-
+/// One metric of the input: the shared [`MetricSpec`] fields, listed here because serde cannot
+/// combine `flatten` with `deny_unknown_fields`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawMetric {
@@ -68,68 +61,14 @@ struct RawMetric {
     group: Option<String>,
     control: Value,
     experiment: Value,
-    direction: Option<RawDirection>,
+    direction: Option<Direction>,
     critical: Option<bool>,
     must_have_data: Option<bool>,
     muted: Option<bool>,
-    nan_strategy: Option<RawNan>,
-    outliers: Option<RawOutliers>,
-    effect_size: Option<RawEffect>,
-    test: Option<RawTest>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum RawDirection {
-    Increase,
-    Decrease,
-    Either,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum RawNan {
-    Remove,
-    Replace,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOutliers {
-    strategy: Option<RawOutlierStrategy>,
-    #[serde(alias = "outlierFactor")]
-    factor: Option<f64>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum RawOutlierStrategy {
-    Keep,
-    Remove,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawEffect {
-    measure: Option<RawMeasure>,
-    allowed_increase: Option<f64>,
-    allowed_decrease: Option<f64>,
-    critical_increase: Option<f64>,
-    critical_decrease: Option<f64>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "camelCase")]
-enum RawMeasure {
-    MeanRatio,
-    Cles,
-}
-
-#[derive(Deserialize, Clone, Copy, PartialEq)]
-#[serde(rename_all = "camelCase")]
-enum RawTest {
-    MannWhitney,
-    RateRatio,
+    nan_strategy: Option<NanStrategy>,
+    outliers: Option<Outliers>,
+    effect_size: Option<EffectSizeSpec>,
+    test: Option<Test>,
 }
 
 #[derive(Deserialize)]
@@ -202,51 +141,12 @@ fn display_path(path: &str) -> String {
 }
 
 fn validate(raw: RawRequest) -> Result<JudgeRequest, InputError> {
-    let confidence = raw.confidence.unwrap_or(DEFAULT_CONFIDENCE);
-    if !(confidence > 0.0 && confidence < 1.0) {
-        return Err(invalid(
-            "confidence",
-            format!("{confidence} is outside (0, 1); use e.g. 0.98"),
-        ));
+    let scoring = JudgementSpec {
+        confidence: raw.confidence,
+        thresholds: raw.thresholds,
+        groups: raw.groups.unwrap_or_default(),
     }
-    let mut thresholds = Thresholds::default();
-    if let Some(t) = raw.thresholds {
-        thresholds.pass = t.pass.unwrap_or(thresholds.pass);
-        thresholds.marginal = t.marginal.unwrap_or(thresholds.marginal);
-    }
-    for (field, v) in [
-        ("thresholds.pass", thresholds.pass),
-        ("thresholds.marginal", thresholds.marginal),
-    ] {
-        if !(0.0..=100.0).contains(&v) {
-            return Err(invalid(field, format!("{v} is outside [0, 100]")));
-        }
-    }
-    if thresholds.marginal > thresholds.pass {
-        return Err(invalid(
-            "thresholds.marginal",
-            format!(
-                "{} is above thresholds.pass ({})",
-                thresholds.marginal, thresholds.pass
-            ),
-        ));
-    }
-    let group_weights = raw.groups.unwrap_or_default();
-    for (name, weight) in &group_weights {
-        if !(weight.is_finite() && *weight >= 0.0) {
-            return Err(invalid(
-                format!("groups.{name}"),
-                format!("weight {weight} must be a finite number ≥ 0"),
-            ));
-        }
-    }
-    let sum: f64 = group_weights.values().sum();
-    if sum > 100.0 + 1e-9 {
-        return Err(invalid(
-            "groups",
-            format!("weights sum to {sum}; they must sum to at most 100"),
-        ));
-    }
+    .validate("")?;
     if raw.metrics.is_empty() {
         return Err(invalid("metrics", "at least one metric is required"));
     }
@@ -266,124 +166,37 @@ fn validate(raw: RawRequest) -> Result<JudgeRequest, InputError> {
         metrics.push(metric(&at, m)?);
     }
     Ok(JudgeRequest {
-        confidence,
-        thresholds,
-        group_weights,
+        confidence: scoring.confidence,
+        thresholds: scoring.thresholds,
+        group_weights: scoring.group_weights,
         metrics,
     })
 }
 
 fn metric(at: &str, m: RawMetric) -> Result<Metric, InputError> {
-    let test = m.test.unwrap_or(RawTest::MannWhitney);
-    let nan_strategy = match m.nan_strategy {
-        Some(RawNan::Replace) => NanStrategy::Replace,
-        Some(RawNan::Remove) | None => NanStrategy::Remove,
+    let spec = MetricSpec {
+        test: m.test,
+        direction: m.direction,
+        critical: m.critical,
+        must_have_data: m.must_have_data,
+        muted: m.muted,
+        nan_strategy: m.nan_strategy,
+        outliers: m.outliers,
+        effect_size: m.effect_size,
+        group: m.group,
     };
-    let outliers = match m.outliers {
-        None => OutlierStrategy::Keep,
-        Some(o) => {
-            let factor = o.factor.unwrap_or(DEFAULT_OUTLIER_FACTOR);
-            if !(factor.is_finite() && factor >= 0.0) {
-                return Err(invalid(
-                    format!("{at}.outliers.factor"),
-                    format!("{factor} must be a finite number ≥ 0"),
-                ));
-            }
-            match o.strategy {
-                Some(RawOutlierStrategy::Remove) => OutlierStrategy::Remove { factor },
-                Some(RawOutlierStrategy::Keep) | None => OutlierStrategy::Keep,
-            }
-        }
-    };
-    let effect_size = effect_size(at, m.effect_size)?;
-    if test == RawTest::RateRatio {
-        if effect_size.measure == EffectMeasure::Cles {
-            return Err(invalid(
-                format!("{at}.effectSize.measure"),
-                "cles is not defined for test rateRatio; use meanRatio (the rate ratio)",
-            ));
-        }
-        if matches!(outliers, OutlierStrategy::Remove { .. }) {
-            return Err(invalid(
-                format!("{at}.outliers.strategy"),
-                "outlier removal does not apply to test rateRatio (counts are summed)",
-            ));
-        }
-    }
-    let config = MetricConfig {
-        name: m.name.clone(),
-        group: m.group.unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
-        direction: match m.direction {
-            Some(RawDirection::Increase) => Direction::Increase,
-            Some(RawDirection::Decrease) => Direction::Decrease,
-            Some(RawDirection::Either) | None => Direction::Either,
-        },
-        critical: m.critical.unwrap_or(false),
-        must_have_data: m.must_have_data.unwrap_or(false),
-        muted: m.muted.unwrap_or(false),
-        nan_strategy,
-        outliers,
-        effect_size,
-    };
-    let data = match test {
-        RawTest::MannWhitney => MetricData::Samples {
+    let config = spec.config(&m.name, at)?;
+    let data = match spec.test() {
+        Test::MannWhitney => MetricData::Samples {
             control: sample(at, "control", &m.name, m.control)?,
             experiment: sample(at, "experiment", &m.name, m.experiment)?,
         },
-        RawTest::RateRatio => MetricData::Counts {
+        Test::RateRatio => MetricData::Counts {
             control: counts(&format!("{at}.control"), m.control)?,
             experiment: counts(&format!("{at}.experiment"), m.experiment)?,
         },
     };
     Ok(Metric { config, data })
-}
-
-fn effect_size(at: &str, raw: Option<RawEffect>) -> Result<EffectSize, InputError> {
-    let Some(raw) = raw else {
-        return Ok(EffectSize::default());
-    };
-    let measure = match raw.measure {
-        Some(RawMeasure::Cles) => EffectMeasure::Cles,
-        Some(RawMeasure::MeanRatio) | None => EffectMeasure::MeanRatio,
-    };
-    let neutral = EffectSize::neutral(measure);
-    let pick = |name: &str, v: Option<f64>, default: f64| {
-        let v = v.unwrap_or(default);
-        let ok = v.is_finite() && v >= 0.0 && (measure == EffectMeasure::MeanRatio || v <= 1.0);
-        if ok {
-            Ok(v)
-        } else {
-            Err(invalid(
-                format!("{at}.effectSize.{name}"),
-                format!(
-                    "{v} is not a valid gate (a ratio ≥ 0 for meanRatio, a probability in [0, 1] for cles)"
-                ),
-            ))
-        }
-    };
-    Ok(EffectSize {
-        measure,
-        allowed_increase: pick(
-            "allowedIncrease",
-            raw.allowed_increase,
-            neutral.allowed_increase,
-        )?,
-        allowed_decrease: pick(
-            "allowedDecrease",
-            raw.allowed_decrease,
-            neutral.allowed_decrease,
-        )?,
-        critical_increase: pick(
-            "criticalIncrease",
-            raw.critical_increase,
-            neutral.critical_increase,
-        )?,
-        critical_decrease: pick(
-            "criticalDecrease",
-            raw.critical_decrease,
-            neutral.critical_decrease,
-        )?,
-    })
 }
 
 fn sample(at: &str, side: &str, name: &str, value: Value) -> Result<Sample, InputError> {

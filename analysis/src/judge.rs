@@ -1,13 +1,14 @@
 //! The judge end to end: classify every metric of a validated request, then score.
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::classify::{MetricResult, classify};
 use crate::config::JudgeRequest;
 use crate::score::{GroupScore, Verdict, score};
 
 /// The judge's output (`kubectl sluice judge -o json`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Judgement {
     /// 0–100, rounded half-up to two decimals.

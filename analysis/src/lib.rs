@@ -13,11 +13,13 @@ pub mod hodges_lehmann;
 pub mod input;
 pub mod judge;
 pub mod mann_whitney;
+pub mod nullable;
 pub mod rate_ratio;
 pub mod sample;
 pub mod score;
 pub mod selection;
 mod sort;
+pub mod spec;
 
 pub use compare::{CompareError, Comparison, compare};
 pub use judge::{Judgement, judge};

@@ -20,7 +20,9 @@ use statrs::function::erf::erfc_inv;
 pub const EXACT_LIMIT: usize = 50;
 
 /// How the p-value was computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum PValueMethod {
     /// The exact null distribution of U (no ties, both samples under 50 values).

@@ -92,7 +92,10 @@ impl Sample {
 }
 
 /// What to do with NaN (missing) points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum NanStrategy {
     /// Drop them (the default).
     #[default]
@@ -156,16 +159,47 @@ impl CleanSample {
 
 /// Descriptive statistics of one cleaned side. Every field but `count` is NaN (JSON `null`)
 /// for an empty side; Kayenta reports zeros there, which read like real measurements.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptive {
-    pub count: usize,
+    pub count: u64,
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub mean: f64,
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub median: f64,
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub min: f64,
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub max: f64,
     /// Sample standard deviation (divisor n − 1); 0 for a single value.
+    #[serde(with = "crate::nullable")]
+    #[schemars(with = "Option<f64>")]
     pub std_dev: f64,
+    /// The quantiles at 0 %, 5 %, …, 100 % ([`QUANTILE_STEPS`] + 1 values, R's default type 7:
+    /// linear interpolation between order statistics), enough to draw the distribution; empty
+    /// for an empty side.
+    #[serde(default, with = "crate::nullable::list")]
+    #[schemars(with = "Vec<f64>")]
+    pub quantiles: Vec<f64>,
+}
+
+/// The quantile summary divides [0, 1] into this many equal steps.
+pub const QUANTILE_STEPS: usize = 20;
+
+/// The type-7 quantile of an ascending, non-empty slice at probability `p` in [0, 1].
+pub fn quantile_of_sorted(sorted: &[f64], p: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let h = (n - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 impl Descriptive {
@@ -180,6 +214,7 @@ impl Descriptive {
                 min: f64::NAN,
                 max: f64::NAN,
                 std_dev: f64::NAN,
+                quantiles: Vec::new(),
             };
         };
         let mean = mean(sorted);
@@ -189,13 +224,17 @@ impl Descriptive {
             let squares = compensated_sum(sorted.iter().map(|v| (v - mean) * (v - mean)));
             (squares / (count - 1) as f64).sqrt()
         };
+        let quantiles = (0..=QUANTILE_STEPS)
+            .map(|i| quantile_of_sorted(sorted, i as f64 / QUANTILE_STEPS as f64))
+            .collect();
         Self {
-            count,
+            count: count as u64,
             mean,
             median: median_of_sorted(sorted),
             min,
             max,
             std_dev,
+            quantiles,
         }
     }
 }

@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::classify::{Classification, MetricResult};
 use crate::config::Thresholds;
 
 /// The canary verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Verdict {
     Pass,
     Marginal,
@@ -23,7 +24,7 @@ pub enum Verdict {
 }
 
 /// One group's score.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GroupScore {
     pub name: String,
     /// 100·passed/scored, or `null` when no metric of the group was scored.

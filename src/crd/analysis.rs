@@ -104,6 +104,9 @@ pub struct AnalysisRunSpec {
     /// How judge metrics are scored together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judgement: Option<JudgementConfig>,
+    /// Which pods judge metrics compare; set by the controller that creates the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<RunScope>,
 }
 
 /// A template argument.
@@ -293,44 +296,33 @@ pub struct JobMetric {
     pub spec: serde_json::Value,
 }
 
-/// How the canary judge compares one metric.
+/// How the canary judge compares one metric: its query runs once per side (the canary, and
+/// the baseline or stable) with the `{{scope.*}}` placeholders filled for that side
+/// (docs/judge.md), and the two sides' data are compared statistically.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.test) && self.test == 'rateRatio') == has(self.totalQuery)").message("a judge metric sets totalQuery exactly when its test is rateRatio"))]
 #[serde(rename_all = "camelCase")]
 pub struct JudgeMetric {
     /// What the canary is compared with: `baseline` (fresh pods of the stable version) or
     /// `stable`. Defaults to `baseline` when the rollout runs one, else `stable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control: Option<JudgeControl>,
-    /// The statistical test: `mannWhitney` (default) for samples, `rateRatio` for counters.
+    /// The judge's configuration of this metric.
+    #[serde(flatten)]
+    pub spec: sluice_analysis::spec::MetricSpec,
+    /// `rateRatio` only: the query of the total (requests, seconds) the provider's query
+    /// counts events of; both run as instant queries at the end of the window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub test: Option<JudgeTest>,
-    /// Which change is bad: `increase`, `decrease` or `either` (default).
+    #[schemars(length(min = 1))]
+    pub total_query: Option<String>,
+    /// `mannWhitney`: the resolution of the range query; each point is one value of the side's
+    /// sample (`5s`, `1m`). Defaults to 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<JudgeDirection>,
-    /// A failure of this metric fails the whole judgement.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub critical: bool,
-    /// No data for this metric counts as a failure.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub must_have_data: bool,
-    /// Measure and report, but leave out of the score.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub muted: bool,
-    /// `remove` (default) or `replace` NaN values (with 0).
+    pub step: Option<String>,
+    /// How far back each judgement looks (`10m`). Defaults to everything since the run
+    /// started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nan_strategy: Option<String>,
-    /// Outlier handling: `{strategy: keep|remove, factor}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "super::schema::free_form_object")]
-    pub outliers: Option<serde_json::Value>,
-    /// Effect-size gates: `{measure, allowedIncrease, allowedDecrease, criticalIncrease,
-    /// criticalDecrease}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "super::schema::free_form_object")]
-    pub effect_size: Option<serde_json::Value>,
-    /// The score group the metric belongs to. Defaults to the metric's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub window: Option<String>,
 }
 
 /// What the canary is compared with.
@@ -343,51 +335,58 @@ pub enum JudgeControl {
     Stable,
 }
 
-/// The judge's statistical test.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub enum JudgeTest {
-    /// Mann-Whitney U with a Hodges-Lehmann interval.
-    MannWhitney,
-    /// Exact conditional test of two event rates.
-    RateRatio,
-}
+/// How judge metrics are scored together (confidence, score thresholds, group weights).
+pub type JudgementConfig = sluice_analysis::spec::JudgementSpec;
 
-/// Which change of a metric is bad.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+/// Which pods a run's judge metrics compare, filled in by the controller that creates the run
+/// from the Rollout's ReplicaSets; the judge's `{{scope.*}}` placeholders come from here.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub enum JudgeDirection {
-    /// A rise is bad.
-    Increase,
-    /// A fall is bad.
-    Decrease,
-    /// Any change is bad.
-    Either,
-}
-
-/// How judge metrics are scored together.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct JudgementConfig {
-    /// Confidence level of the intervals. Defaults to 0.98.
+pub struct RunScope {
+    /// The Rollout the run judges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confidence: Option<f64>,
-    /// Score thresholds.
+    pub rollout: Option<String>,
+    /// The canary's pod-template hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thresholds: Option<ScoreThresholds>,
-    /// Weights of the groups, summing to at most 100.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub groups: BTreeMap<String, f64>,
+    pub canary_pod_template_hash: Option<String>,
+    /// The stable pods' pod-template hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_pod_template_hash: Option<String>,
+    /// The baseline pods' pod-template hash, when the Rollout runs a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_pod_template_hash: Option<String>,
 }
 
-/// Score thresholds of a judgement.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// The judge's latest judgement of a run's judge metrics, and the scores before it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ScoreThresholds {
-    /// A score at or above this passes. Defaults to 95.
-    pub pass: f64,
-    /// A score at or above this, below `pass`, pauses for a person. Defaults to 75.
-    pub marginal: f64,
+pub struct RunJudgement {
+    /// The latest judgement: score, verdict, reason, group scores and every metric's
+    /// classification with its statistics and both sides' descriptive statistics.
+    #[serde(flatten)]
+    pub latest: sluice_analysis::Judgement,
+    /// When the latest judgement was made.
+    pub judged_at: Time,
+    /// What the canary was compared with: `baseline` or `stable`.
+    pub control: JudgeControl,
+    /// The window the latest judgement looked at, as `[start, end]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub window: Vec<Time>,
+    /// Earlier scores, oldest first, at most 30 (the latest included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<ScorePoint>,
+}
+
+/// One past judgement's score.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScorePoint {
+    /// When it was made.
+    pub judged_at: Time,
+    /// Its score, 0–100.
+    pub score: f64,
+    /// `Pass`, `Marginal` or `Fail`.
+    pub result: sluice_analysis::score::Verdict,
 }
 
 /// The observed state of an AnalysisRun.
@@ -417,8 +416,7 @@ pub struct AnalysisRunStatus {
     pub dry_run_summary: Option<RunSummary>,
     /// The canary judge's latest judgement, for judge metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "super::schema::free_form_object")]
-    pub judgement: Option<serde_json::Value>,
+    pub judgement: Option<RunJudgement>,
 }
 
 /// How many metrics of a run ended in each phase.

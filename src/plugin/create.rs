@@ -156,5 +156,6 @@ fn spec(template: AnalysisTemplateSpec, arguments: &[String]) -> anyhow::Result<
         dry_run: template.dry_run,
         measurement_retention: template.measurement_retention,
         judgement: template.judgement,
+        scope: None,
     })
 }

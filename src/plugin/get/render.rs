@@ -339,12 +339,7 @@ fn run_row(run: &AnalysisRun, prefix: &str, now: jiff::Timestamp, color: bool) -
     if failed > 0 {
         info.push(format!("✖ {failed}"));
     }
-    if let Some(score) = status
-        .judgement
-        .as_ref()
-        .and_then(|j| j.get("score"))
-        .and_then(serde_json::Value::as_f64)
-    {
+    if let Some(score) = status.judgement.as_ref().map(|j| j.latest.score) {
         info.push(format!("score:{score:.0}"));
     }
     Row {
@@ -443,7 +438,10 @@ mod tests {
             "apiVersion": "sluice.dev/v1alpha1", "kind": "AnalysisRun",
             "metadata": {"name": "web-b-2-1", "labels": {POD_TEMPLATE_HASH_LABEL: "b"}},
             "spec": {"metrics": []},
-            "status": {"phase": "Running", "judgement": {"score": 87.4}, "metricResults": [
+            "status": {"phase": "Running", "judgement": {
+                "score": 87.4, "result": "Marginal", "reason": null, "groups": [], "metrics": [],
+                "judgedAt": "2026-01-01T00:00:00Z", "control": "baseline"
+            }, "metricResults": [
                 {"name": "errors", "phase": "Running", "count": 4, "successful": 3, "failed": 1},
                 {"name": "latency", "phase": "Running", "count": 2, "successful": 1, "error": 1}
             ]}

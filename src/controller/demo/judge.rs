@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{Value, json};
+use sluice_analysis::classify::Classification;
 use std::time::{Duration, Instant};
 
 /// The minimal HTTPRoute CRD the playground installs (it has no Gateway API of its own).
@@ -139,43 +140,39 @@ async fn latest_run(client: &kube::Client) -> anyhow::Result<AnalysisRun> {
         .with_context(|| format!("no AnalysisRun of {NAME}"))
 }
 
-/// `score 100 (Pass): latency-p90 Pass, errors Pass` from the run's latest judgement
-/// (`status.judgement.latest`), read as JSON so that it prints whatever the judge recorded.
-fn judgement_text(run: &AnalysisRun) -> String {
-    let status = serde_json::to_value(&run.status).unwrap_or_default();
-    let latest = &status["judgement"]["latest"];
-    let Some(score) = latest.get("score").and_then(Value::as_f64) else {
-        return "no judgement recorded".into();
-    };
-    let verdict = latest["result"].as_str().unwrap_or("-");
-    let metrics: Vec<String> = latest["metrics"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let name = m["name"].as_str().unwrap_or("?");
-            let class = m["classification"].as_str().unwrap_or("?");
-            format!("{name} {class}")
-        })
-        .collect();
-    format!("score {score:.0}, {verdict}: {}", metrics.join(", "))
+/// The run's latest judgement, if the judge made one.
+fn latest(run: &AnalysisRun) -> Option<&sluice_analysis::Judgement> {
+    Some(&run.status.as_ref()?.judgement.as_ref()?.latest)
 }
 
-/// The metrics the latest judgement did not pass, with the judge's reasons.
+/// `score 100, Pass: latency-p90 Pass, errors Pass` from the run's latest judgement.
+fn judgement_text(run: &AnalysisRun) -> String {
+    let Some(judgement) = latest(run) else {
+        return "no judgement recorded".into();
+    };
+    let metrics: Vec<String> = judgement
+        .metrics
+        .iter()
+        .map(|m| format!("{} {:?}", m.name, m.classification))
+        .collect();
+    format!(
+        "score {:.0}, {:?}: {}",
+        judgement.score,
+        judgement.result,
+        metrics.join(", ")
+    )
+}
+
+/// The metrics the latest judgement did not pass, one a line, with the judge's reasons.
 fn failing_text(run: &AnalysisRun) -> String {
-    let status = serde_json::to_value(&run.status).unwrap_or_default();
-    let failing: Vec<String> = status["judgement"]["latest"]["metrics"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["classification"] != "Pass")
-        .map(|m| {
-            let name = m["name"].as_str().unwrap_or("?");
-            let class = m["classification"].as_str().unwrap_or("?");
-            match m["reason"].as_str() {
-                Some(reason) => format!("    {name}: {class} ({reason})"),
-                None => format!("    {name}: {class}"),
-            }
+    let failing: Vec<String> = latest(run)
+        .map(|j| &j.metrics[..])
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.classification != Classification::Pass)
+        .map(|m| match &m.reason {
+            Some(reason) => format!("    {}: {:?} ({reason})", m.name, m.classification),
+            None => format!("    {}: {:?}", m.name, m.classification),
         })
         .collect();
     failing.join("\n")

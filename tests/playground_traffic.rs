@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on bad input by design.
 
 mod prometheus_support;
+mod traffic_common;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -52,11 +53,10 @@ fn shared() -> &'static Shared {
                     ..PlaygroundOptions::default()
                 };
                 let playground = Playground::start(options).await.unwrap();
-                let crd: CustomResourceDefinition = serde_yaml::from_str(HTTPROUTE_CRD).unwrap();
-                Api::<CustomResourceDefinition>::all(playground.client())
-                    .create(&PostParams::default(), &crd)
-                    .await
-                    .unwrap();
+                let crds = Api::<CustomResourceDefinition>::all(playground.client());
+                for crd in crds_to_install() {
+                    crds.create(&PostParams::default(), &crd).await.unwrap();
+                }
                 let target = playground.demo_metrics_target().unwrap();
                 tx.send((playground.base_url().to_string(), target))
                     .unwrap();
@@ -70,6 +70,28 @@ fn shared() -> &'static Shared {
             prometheus,
         }
     })
+}
+
+/// The demo's HTTPRoute CRD and Istio's own VirtualService and DestinationRule CRDs.
+fn crds_to_install() -> Vec<CustomResourceDefinition> {
+    let mut texts = vec![HTTPROUTE_CRD.to_string()];
+    for file in ["istio-virtualservice.yaml", "istio-destinationrule.yaml"] {
+        let path = traffic_common::upstream_dir().join(file);
+        texts.push(
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        );
+    }
+    texts
+        .iter()
+        .flat_map(|text| {
+            serde_yaml::Deserializer::from_str(text)
+                .map(|doc| {
+                    let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+                    serde_json::from_value(value).unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A client of the shared playground on this test's runtime, and a fresh namespace.
@@ -336,4 +358,50 @@ async fn pods_that_are_not_ready_get_no_traffic() {
         })
         .await;
     assert_eq!(value_of(&result, "pod", "unready"), Some(0.0), "{result}");
+}
+
+#[tokio::test]
+async fn istio_subsets_split_one_service_by_the_virtualservice_weights() {
+    let ns = "istio";
+    let client = client(ns).await;
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    Api::<Service>::default_namespaced(client.clone())
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    for (name, hash) in [("v1-a", "v1"), ("v1-b", "v1"), ("v2-a", "v2")] {
+        pod(&client, name, hash, json!({}), json!({})).await;
+    }
+    let subset = |name: &str| json!({"name": name, "labels": {"rollouts-pod-template-hash": name}});
+    let istio = |kind: &str, name: &str, spec: Value| {
+        let gvk = GroupVersionKind::gvk("networking.istio.io", "v1beta1", kind);
+        let mut obj = DynamicObject::new(name, &ApiResource::from_gvk(&gvk));
+        obj.data = json!({"spec": spec});
+        (
+            Api::<DynamicObject>::default_namespaced_with(
+                client.clone(),
+                &ApiResource::from_gvk(&gvk),
+            ),
+            obj,
+        )
+    };
+    let (rules, rule) = istio(
+        "DestinationRule",
+        "web",
+        json!({"host": "web", "subsets": [subset("v1"), subset("v2")]}),
+    );
+    rules.create(&PostParams::default(), &rule).await.unwrap();
+    let (services, vs) = istio(
+        "VirtualService",
+        "web",
+        json!({"hosts": ["web"], "http": [{"route": [
+        {"destination": {"host": "web", "subset": "v1"}, "weight": 70},
+        {"destination": {"host": "web.istio.svc.cluster.local", "subset": "v2"}, "weight": 30}]}]}),
+    );
+    services.create(&PostParams::default(), &vs).await.unwrap();
+    wait_for_share(ns, 0.3, 0.05).await;
 }

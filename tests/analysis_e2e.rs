@@ -775,3 +775,39 @@ async fn an_abort_terminates_the_running_background_analysis() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_run_of_another_controller_instance_is_left_alone() {
+    let (ns, name) = ("analysis-instance", "instance-web");
+    let h = Harness::start().await;
+    let c = shared_controller(&h);
+    h.namespace(ns).await;
+    set_ratio(shared(), name, 0.99).await;
+    let run = |run_name: &str, labels: Value| {
+        json!({
+            "apiVersion": "sluice.dev/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": run_name, "namespace": ns, "labels": labels},
+            "spec": {"metrics": [{
+                "name": "success-rate", "successCondition": "result[0] >= 0.95",
+                "provider": {"prometheus": {"server": "test", "query": format!("ratio{{rollout=\"{name}\"}}")}}
+            }]}
+        })
+    };
+    let other = run(
+        "other-instance",
+        json!({sluice::controller::INSTANCE_ID_LABEL: "other"}),
+    );
+    create::<AnalysisRun>(&h.client, Some(ns), other).await;
+    create::<AnalysisRun>(&h.client, Some(ns), run("this-instance", json!({}))).await;
+    wait_run(&h, ns, "this instance's run measured", |r| {
+        r.name_any() == "this-instance" && run_phase(r) == Some(AnalysisPhase::Successful)
+    })
+    .await;
+    let all = runs(&h, ns).await;
+    let other = all
+        .iter()
+        .find(|r| r.name_any() == "other-instance")
+        .unwrap();
+    assert_eq!(other.status, None, "measured by the wrong instance");
+    c.stop().await;
+}

@@ -192,3 +192,76 @@ async fn analysis_template_rules_refuse_zero_or_two_providers() {
     .unwrap();
     pg.shutdown().await;
 }
+
+#[tokio::test]
+async fn judge_rules_refuse_bad_judge_configuration_with_their_messages() {
+    let pg = start().await;
+    let templates = api(&pg, "AnalysisTemplate");
+    let template = |name: &str, judge: Value, judgement: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "sluice.dev/v1alpha1",
+            "kind": "AnalysisTemplate",
+            "metadata": {"name": name},
+            "spec": {
+                "metrics": [{"name": "m", "interval": "10s",
+                             "provider": {"prometheus": {"query": "up"}}, "judge": judge}],
+                "judgement": judgement,
+            },
+        }))
+        .unwrap()
+    };
+    let cases = [
+        (
+            "rate-without-total",
+            json!({"test": "rateRatio"}),
+            json!({}),
+            "a judge metric sets totalQuery exactly when its test is rateRatio",
+        ),
+        (
+            "total-without-rate",
+            json!({"totalQuery": "sum(x)"}),
+            json!({}),
+            "a judge metric sets totalQuery exactly when its test is rateRatio",
+        ),
+        (
+            "marginal-above-pass",
+            json!({}),
+            json!({"thresholds": {"pass": 60, "marginal": 80}}),
+            "thresholds.marginal must not be above thresholds.pass",
+        ),
+        (
+            "confidence-one",
+            json!({}),
+            json!({"confidence": 1.0}),
+            "confidence must be inside (0, 1)",
+        ),
+        (
+            "negative-weight",
+            json!({}),
+            json!({"groups": {"latency": -5}}),
+            "group weights must be",
+        ),
+    ];
+    for (name, judge, judgement, message) in cases {
+        refused(&templates, &template(name, judge, judgement), message).await;
+    }
+    // Unknown enum values are refused by the schema.
+    let direction = create(
+        &templates,
+        &template("bad-direction", json!({"direction": "up"}), json!({})),
+    )
+    .await;
+    assert_eq!(direction.unwrap_err().0, 422);
+    create(
+        &templates,
+        &template(
+            "fine",
+            json!({"test": "rateRatio", "totalQuery": "sum(requests)", "direction": "increase",
+                   "nanStrategy": "replace", "effectSize": {"measure": "meanRatio", "allowedIncrease": 1.2}}),
+            json!({"confidence": 0.95, "thresholds": {"pass": 90, "marginal": 60}, "groups": {"default": 100}}),
+        ),
+    )
+    .await
+    .unwrap();
+    pg.shutdown().await;
+}

@@ -1,5 +1,5 @@
 //! `kubectl sluice get rollout` through the real `kubectl`: the view at several moments of a
-//! canary, an aborted canary and a blue/green compared with reviewed golden files under
+//! canary, a canary with a baseline, an aborted canary and a blue/green compared with reviewed golden files under
 //! `tests/golden/plugin_get/` (ages and random pod suffixes masked; `UPDATE_GOLDEN=1`
 //! rewrites them), and `--watch` showing a step change within a second.
 
@@ -104,6 +104,30 @@ async fn an_aborted_canary() {
     })
     .await;
     matches_golden(&ns, "web", "aborted").await;
+}
+
+/// The baseline's lines under `spec.strategy.canary` and its Service.
+const BASELINE: &str = "      baseline: {service: web-baseline}\n";
+const BASELINE_SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web-baseline}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n---\n";
+
+#[tokio::test]
+async fn a_canary_with_a_baseline() {
+    let ns = Ns::create("get-baseline").await;
+    let yaml = canary_yaml("web", 3, STEPS)
+        .replace("      steps:\n", &format!("{BASELINE}      steps:\n"));
+    ns.apply(&format!("{BASELINE_SERVICE}{yaml}")).await;
+    ns.wait("web", "first revision healthy", healthy).await;
+    ns.ok(&["set", "image", "web", "app=example/app:2"]).await;
+    ns.wait("web", "paused at step 1 with a baseline", |r| {
+        paused_at(r, 1)
+            && r.status
+                .as_ref()
+                .and_then(|s| s.canary.as_ref())
+                .and_then(|c| c.baseline.as_ref())
+                .is_some_and(|b| b.available_replicas == 1)
+    })
+    .await;
+    matches_golden(&ns, "web", "baseline-paused-at-20").await;
 }
 
 const BLUE_GREEN: &str = r#"

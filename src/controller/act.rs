@@ -7,6 +7,7 @@ use super::analysis_run::{self, AnalysisRunError};
 use super::context::Context;
 use super::leader::NotLeader;
 use crate::crd::{FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, Rollout};
+use crate::engine::baseline::baseline_template;
 use crate::engine::{
     Action, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION,
 };
@@ -141,18 +142,33 @@ async fn apply_one(
                 *revision,
                 *min_ready_seconds,
             );
-            let params = PostParams {
-                field_manager: Some(FIELD_MANAGER.into()),
-                ..PostParams::default()
-            };
-            let result = replica_sets.create(&params, &rs).await;
-            ctx.metrics.api_request("create", &result);
-            match result {
-                Ok(_) => report.writes += 1,
-                // Created by an earlier reconcile whose cache had not caught up yet.
-                Err(kube::Error::Api(status)) if status.code == 409 => {}
-                Err(source) => return Err(api_error("create", "ReplicaSet", name, source)),
-            }
+            create_replica_set(ctx, &replica_sets, &rs, name, report).await?;
+        }
+        Action::CreateBaselineReplicaSet {
+            name,
+            pod_template_hash,
+            stable_replica_set,
+            replicas,
+            revision,
+            metadata,
+            min_ready_seconds,
+        } => {
+            let stable = replica_sets.get(stable_replica_set).await;
+            ctx.metrics.api_request("get", &stable);
+            let stable = stable
+                .map_err(|source| api_error("get", "ReplicaSet", stable_replica_set, source))?;
+            let template = stable.spec.and_then(|s| s.template).unwrap_or_default();
+            let template = baseline_template(&template, metadata.as_ref());
+            let rs = build_replica_set(
+                rollout,
+                name,
+                pod_template_hash,
+                &template,
+                *replicas,
+                *revision,
+                *min_ready_seconds,
+            );
+            create_replica_set(ctx, &replica_sets, &rs, name, report).await?;
         }
         Action::ScaleReplicaSet { name, replicas } => {
             let result = replica_sets
@@ -299,6 +315,28 @@ async fn apply_one(
             result.map_err(|source| api_error("patch", "Deployment", &wref.name, source))?;
             report.writes += 1;
         }
+    }
+    Ok(())
+}
+
+async fn create_replica_set(
+    ctx: &Context,
+    replica_sets: &Api<ReplicaSet>,
+    rs: &ReplicaSet,
+    name: &str,
+    report: &mut ActReport,
+) -> Result<(), ActError> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    let result = replica_sets.create(&params, rs).await;
+    ctx.metrics.api_request("create", &result);
+    match result {
+        Ok(_) => report.writes += 1,
+        // Created by an earlier reconcile whose cache had not caught up yet.
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(source) => return Err(api_error("create", "ReplicaSet", name, source)),
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use super::context::Context;
 use super::observe::{ANALYSIS_KIND_LABEL, STEP_INDEX_LABEL, analysis_kind_label};
 use crate::crd::{
     AnalysisRun, AnalysisRunSpec, AnalysisTemplateSpec, Argument, FIELD_MANAGER,
-    POD_TEMPLATE_HASH_LABEL, PodTemplateHashValue, Rollout, RolloutAnalysis,
+    POD_TEMPLATE_HASH_LABEL, PodTemplateHashValue, Rollout, RolloutAnalysis, RunScope,
 };
 use crate::engine::AnalysisKind;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -64,6 +64,7 @@ pub async fn create(
     let mut spec = AnalysisRunSpec {
         dry_run: analysis.dry_run.clone(),
         measurement_retention: analysis.measurement_retention.clone(),
+        scope: Some(scope(rollout, pod_template_hash)),
         ..AnalysisRunSpec::default()
     };
     for template_ref in &analysis.templates {
@@ -109,6 +110,10 @@ pub async fn create(
     if let AnalysisKind::Step(index) = kind {
         labels.insert(STEP_INDEX_LABEL.into(), index.to_string());
     }
+    // The run belongs to the same controller instance as its Rollout.
+    if let Some(id) = rollout.labels().get(super::INSTANCE_ID_LABEL) {
+        labels.insert(super::INSTANCE_ID_LABEL.into(), id.clone());
+    }
     let mut annotations = BTreeMap::new();
     if let Some(meta) = &analysis.analysis_run_metadata {
         labels.extend(meta.labels.clone());
@@ -139,6 +144,18 @@ pub async fn create(
             name: name.into(),
             source,
         }),
+    }
+}
+
+/// The pods a run's judge metrics compare: the canary (the revision the run is for), stable,
+/// and the baseline when the Rollout runs one.
+fn scope(rollout: &Rollout, canary_hash: &str) -> RunScope {
+    let stable = rollout.status.as_ref().and_then(|s| s.stable_rs.clone());
+    RunScope {
+        rollout: Some(rollout.name_any()),
+        canary_pod_template_hash: Some(canary_hash.to_string()),
+        baseline_pod_template_hash: None,
+        stable_pod_template_hash: stable,
     }
 }
 

@@ -6,6 +6,7 @@
 //! Pure data: touches nothing.
 
 use crate::crd::POD_TEMPLATE_HASH_LABEL;
+use crate::engine::baseline::{BASELINE_ROLE, ROLE_LABEL};
 use crate::engine::hash::TemplateDigest;
 use crate::engine::{REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION};
 use jiff::Timestamp;
@@ -42,6 +43,8 @@ pub struct CachedReplicaSet {
     pub available_replicas: Option<i32>,
     /// The digest of `spec.template` (of an empty template when it has none).
     pub template: TemplateDigest,
+    /// It carries `rollout.sluice.dev/role: baseline`: a canary's baseline.
+    pub baseline: bool,
 }
 
 impl Resource for CachedReplicaSet {
@@ -155,6 +158,7 @@ impl From<Wire> for CachedReplicaSet {
             ready_replicas,
             available_replicas,
             template: TemplateDigest::of(&template),
+            baseline: labels.get(ROLE_LABEL).map(String::as_str) == Some(BASELINE_ROLE),
         }
     }
 }
@@ -303,5 +307,16 @@ mod tests {
         assert_eq!((rs.revision, rs.scale_down_deadline), (None, None));
         assert_eq!((rs.desired_replicas, rs.replicas), (None, 0));
         assert_eq!(rs.template, TemplateDigest::of(&PodTemplateSpec::default()));
+    }
+
+    #[test]
+    fn recognises_a_baseline_by_its_role_label() {
+        let plain = cached(replica_set_json("example/app:1", "abc1234"));
+        assert!(!plain.baseline, "{plain:#?}");
+        let mut json = replica_set_json("example/app:1", "xyz5678");
+        json["metadata"]["labels"][ROLE_LABEL] = json!(BASELINE_ROLE);
+        let baseline = cached(json);
+        assert!(baseline.baseline, "{baseline:#?}");
+        assert_eq!(baseline.pod_template_hash.as_deref(), Some("xyz5678"));
     }
 }

@@ -64,9 +64,10 @@ pub struct ControllerArgs {
         default_value = "sluice-controller-lock"
     )]
     pub lease_name: String,
-    /// The Lease's namespace.
-    #[arg(long, env = "SLUICE_LEASE_NAMESPACE", default_value = "sluice-system")]
-    pub lease_namespace: String,
+    /// The Lease's namespace. Defaults to the controller's own namespace in a cluster (its
+    /// service account's), or the kubeconfig context's namespace outside one.
+    #[arg(long, env = "SLUICE_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
     /// This replica's identity in the Lease and in Events (defaults to the host name).
     #[arg(long, env = "SLUICE_IDENTITY")]
     pub identity: Option<String>,
@@ -218,7 +219,12 @@ pub async fn run_controller(
             None => args.lease_name.clone(),
         };
         let leadership = Leadership::follower();
-        let settings = LeaseSettings::new(name, args.lease_namespace.clone(), identity.clone());
+        let namespace = args
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        let settings = LeaseSettings::new(name, namespace, identity.clone());
+        super::leader::preflight(&client, &settings).await?;
         tokio::spawn(run_election(
             client.clone(),
             settings,

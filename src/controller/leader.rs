@@ -107,6 +107,40 @@ impl LeaseSettings {
     }
 }
 
+/// A Lease the controller cannot ever hold: its namespace does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "leader election: the Lease namespace {namespace:?} does not exist; create it, pass --lease-namespace NAMESPACE (env SLUICE_LEASE_NAMESPACE), or run one replica with --leader-elect=false"
+)]
+pub struct LeaseNamespaceMissing {
+    /// The namespace.
+    pub namespace: String,
+}
+
+/// One attempt at the Lease before the controller starts, so that a set-up error the election
+/// could never recover from (a missing namespace) stops the controller with one clear error
+/// instead of a warning repeated for ever. Other errors (a slow API server) are left to the
+/// election's retries; holding the Lease after this attempt is fine, the election renews it.
+///
+/// # Errors
+/// [`LeaseNamespaceMissing`].
+pub async fn preflight(
+    client: &kube::Client,
+    settings: &LeaseSettings,
+) -> Result<(), LeaseNamespaceMissing> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
+    match try_acquire_or_renew(&api, settings).await {
+        Err(kube::Error::Api(status))
+            if status.code == 404 && status.message.starts_with("namespaces ") =>
+        {
+            Err(LeaseNamespaceMissing {
+                namespace: settings.namespace.clone(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Run the election until `stop` turns true, then release the Lease if held.
 pub async fn run_election(
     client: kube::Client,

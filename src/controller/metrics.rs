@@ -264,6 +264,7 @@ impl Metrics {
 
     /// Drop the per-Rollout series of a deleted Rollout.
     pub fn forget_rollout(&self, namespace: &str, name: &str) {
+        self.analysis.forget_rollout(namespace, name);
         let labels = RolloutLabels {
             namespace: namespace.into(),
             rollout: name.into(),

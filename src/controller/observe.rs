@@ -134,6 +134,7 @@ pub fn service_names(rollout: &Rollout) -> Vec<String> {
     if let Some(canary) = &strategy.canary {
         names.extend(canary.canary_service.iter().cloned());
         names.extend(canary.stable_service.iter().cloned());
+        names.extend(canary.baseline.iter().filter_map(|b| b.service.clone()));
     }
     if let Some(bg) = &strategy.blue_green {
         names.push(bg.active_service.clone());
@@ -158,6 +159,7 @@ fn observe_replica_set(rs: &CachedReplicaSet) -> ObservedReplicaSet {
         scale_down_deadline: rs.scale_down_deadline,
         created_at: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: rs.metadata.deletion_timestamp.is_some(),
+        baseline: rs.baseline,
     }
 }
 

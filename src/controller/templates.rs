@@ -102,6 +102,11 @@ fn problems(spec: &AnalysisTemplateSpec, analysis: &RolloutAnalysis) -> Vec<Stri
         .iter()
         .filter_map(|m| validate_metric(m).err().map(|e| e.to_string()))
         .collect();
+    if let Err(e) =
+        crate::engine::measure::judge::validate_run(&spec.metrics, spec.judgement.as_ref())
+    {
+        out.push(e.to_string());
+    }
     for arg in &spec.args {
         let supplied = analysis.args.iter().any(|a| a.name == arg.name);
         if arg.value.is_none() && arg.value_from.is_none() && !supplied {

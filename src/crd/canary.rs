@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[x_kube(validation = Rule::new("!has(self.canaryService) || !has(self.stableService) || self.canaryService == '' || self.canaryService != self.stableService").message("canaryService and stableService must differ"))]
 #[x_kube(validation = Rule::new("!has(self.steps) || self.steps.all(s, !has(s.setWeight) || s.setWeight <= (has(self.trafficRouting) && has(self.trafficRouting.maxTrafficWeight) ? self.trafficRouting.maxTrafficWeight : 100))").message("setWeight must be between 0 and trafficRouting.maxTrafficWeight (default 100)"))]
+#[x_kube(validation = Rule::new("!has(self.baseline) || !has(self.trafficRouting) || (has(self.baseline.service) && self.baseline.service != '')").message("baseline.service is required with trafficRouting: the routers send the baseline its weight through it"))]
+#[x_kube(validation = Rule::new("!has(self.baseline) || !has(self.baseline.service) || ((!has(self.canaryService) || self.baseline.service != self.canaryService) && (!has(self.stableService) || self.baseline.service != self.stableService))").message("baseline.service must differ from canaryService and stableService"))]
+#[x_kube(validation = Rule::new("!has(self.baseline) || !has(self.trafficRouting) || !has(self.trafficRouting.nginx)").message("the nginx router cannot send traffic to a baseline (no third destination); use gatewayAPI, istio, smi or traefik, or remove baseline"))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStrategy {
     /// Service whose selector the controller points at the canary pods.
@@ -69,6 +72,28 @@ pub struct CanaryStrategy {
     /// 100%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica_progress_threshold: Option<ReplicaProgressThreshold>,
+    /// Run a baseline next to the canary: fresh pods of the stable version, as many as the
+    /// canary at every step and (with traffic routing) given the canary's weight, so a judge
+    /// compares canary and baseline pods of the same age under the same load. Removed on
+    /// promotion, abort and a new revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<CanaryBaseline>,
+}
+
+/// The baseline of a canary: a ReplicaSet made from the stable pod template whose pods carry
+/// the label `rollout.sluice.dev/role: baseline` and their own `rollouts-pod-template-hash`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryBaseline {
+    /// Service whose selector the controller points at the baseline pods (at the stable pods
+    /// while there is no baseline). Required with `trafficRouting`: the routers send the
+    /// baseline its weight through it. Must differ from `canaryService` and `stableService`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service: Option<String>,
+    /// Labels and annotations added to the baseline pods (besides the role label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<PodMetadata>,
 }
 
 /// One step of a canary update. Exactly one field is set.

@@ -137,6 +137,21 @@ pub struct CanaryStatus {
     /// The background AnalysisRun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_background_analysis_run_status: Option<RolloutAnalysisRunStatus>,
+    /// The baseline ReplicaSet (`spec.strategy.canary.baseline`) while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineStatus>,
+}
+
+/// The baseline ReplicaSet of a canary: fresh pods of the stable version.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineStatus {
+    /// The baseline pods' `rollouts-pod-template-hash`.
+    pub pod_template_hash: String,
+    /// The baseline ReplicaSet's desired pods (`spec.replicas`).
+    pub replicas: i32,
+    /// Its available pods.
+    pub available_replicas: i32,
 }
 
 /// The weights applied to the traffic routers.

@@ -2,6 +2,7 @@
 //! promotion, replica targets with and without traffic routing, Service selectors and
 //! traffic weights. Reads and writes only the `Plan`.
 
+use super::baseline;
 use super::model::{Action, AnalysisKind, EventKind};
 use super::plan::{Plan, Verdict};
 use super::replicas::{
@@ -91,10 +92,11 @@ fn at_desired_counts(p: &Plan, c: &Canary, i: usize) -> bool {
 /// The canary side of step `i` is ready: what traffic may be shifted toward. Under
 /// dynamicStableScale the stable shrinks only after the weight moved, so it cannot be a
 /// precondition of the weight.
+/// A baseline must be at the canary's count too, so both sides get traffic together.
 fn canary_ready(p: &Plan, c: &Canary, i: usize) -> bool {
     let (canary, _) = desired_counts(p, c, i);
-    p.new_spec() == canary
-        && p.new_available() >= progress_threshold(c.progress_threshold.as_ref(), canary)
+    let needed = progress_threshold(c.progress_threshold.as_ref(), canary);
+    p.new_spec() == canary && p.new_available() >= needed && baseline::ready(p, c, canary, needed)
 }
 
 fn canary_status<'p>(p: &'p mut Plan) -> &'p mut CanaryStatus {
@@ -300,8 +302,13 @@ pub fn reconcile(p: &mut Plan, c: &Canary) {
     if !p.halted() {
         targets(p, c);
     }
+    baseline::targets(p, c);
     services(p, c);
     weights(p, c);
+    let status = baseline::status(p, c);
+    if status.is_some() || p.status.canary.is_some() {
+        canary_status(p).baseline = status;
+    }
 }
 
 fn targets(p: &mut Plan, c: &Canary) {
@@ -400,6 +407,7 @@ fn services(p: &mut Plan, c: &Canary) {
             p.select(&svc, &stable_hash, stable_available);
         }
     }
+    baseline::service(p, c, &stable_hash, stable_available);
 }
 
 fn weights(p: &mut Plan, c: &Canary) {
@@ -434,18 +442,28 @@ fn weights(p: &mut Plan, c: &Canary) {
             before.min(current)
         }
     };
+    let additional: Vec<WeightDestination> = baseline::destination(p, c, weight, t.max_weight)
+        .into_iter()
+        .collect();
+    let stable_weight = t.max_weight - weight - additional.iter().map(|d| d.weight).sum::<i32>();
     // Under dynamicStableScale the stable may be smaller than the share it is about to get
     // back (abort, a lower weight): hold the weights until its pods are available.
     if c.dynamic_stable_scale
         && let (Some(prev), Some(hash)) = (&previous, &stable_hash)
     {
-        let share = t.max_weight - weight;
+        let share = stable_weight;
         let needed = ceil_div(
             i64::from(p.v.replicas),
             i64::from(share),
             i64::from(t.max_weight),
         );
-        if share > prev.stable.weight && i64::from(p.available_of(hash)) < needed {
+        // A baseline that lost its pods loses its weight even so: it can serve nothing.
+        let baseline_lost = prev
+            .additional
+            .iter()
+            .any(|a| a.weight > 0 && !additional.contains(a));
+        if share > prev.stable.weight && i64::from(p.available_of(hash)) < needed && !baseline_lost
+        {
             return;
         }
     }
@@ -456,11 +474,11 @@ fn weights(p: &mut Plan, c: &Canary) {
             pod_template_hash: canary_hash,
         },
         stable: WeightDestination {
-            weight: t.max_weight - weight,
+            weight: stable_weight,
             service_name: Some(stable_svc),
             pod_template_hash: stable_hash,
         },
-        additional: Vec::new(),
+        additional,
         verified: None,
     };
     let same = previous.as_ref().is_some_and(|w| {
@@ -482,10 +500,15 @@ fn weights(p: &mut Plan, c: &Canary) {
         p.event(
             EventKind::Normal,
             "TrafficWeightUpdated",
-            format!(
-                "Traffic weight updated to {weight} (canary) / {} (stable)",
-                t.max_weight - weight
-            ),
+            match desired.additional.first() {
+                Some(b) => format!(
+                    "Traffic weight updated to {weight} (canary) / {} (baseline) / {stable_weight} (stable)",
+                    b.weight
+                ),
+                None => format!(
+                    "Traffic weight updated to {weight} (canary) / {stable_weight} (stable)"
+                ),
+            },
         );
         canary_status(p).weights = Some(desired.clone());
         p.weights = Some(desired);

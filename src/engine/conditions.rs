@@ -117,7 +117,8 @@ fn progress_key(s: &RolloutStatus) -> impl PartialEq + use<> {
 
 /// Fills the replica counts of the status from the observed ReplicaSets.
 pub fn counts(p: &mut Plan, active_hash: Option<&str>) {
-    let all: Vec<_> = live(p.observed).collect();
+    // A baseline runs beside the Rollout's pods, not as some of them.
+    let all: Vec<_> = live(p.observed).filter(|rs| !rs.baseline).collect();
     let total: i32 = all.iter().map(|rs| rs.replicas).sum();
     let updated = p.new_rs.map_or(0, |rs| rs.replicas);
     let (ready, available, hpa, selector) = match active_hash {

@@ -9,6 +9,7 @@
 //! pass over the world its own writes produce (`simulate`) until nothing changes, so a
 //! decision is a fixpoint: deciding again on its result asks for nothing.
 
+pub mod baseline;
 mod bluegreen;
 mod canary;
 mod conditions;
@@ -169,6 +170,7 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
             ),
         );
     }
+    actions.extend(p.baseline_create.take());
     actions.append(&mut p.revisions);
     let deadlines = std::mem::take(&mut p.deadlines);
     for (name, deadline) in &deadlines {
@@ -235,6 +237,7 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
         }
     }
     actions.extend(deletes);
+    actions.append(&mut p.baseline_deletes);
     actions.extend(terminate);
     actions.append(&mut p.create_runs);
     actions.extend(workload);

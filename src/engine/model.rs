@@ -71,6 +71,8 @@ pub struct ObservedReplicaSet {
     pub created_at: Option<Timestamp>,
     /// It has a deletion timestamp.
     pub deleting: bool,
+    /// It is a canary's baseline (`rollout.sluice.dev/role: baseline`), not a revision.
+    pub baseline: bool,
 }
 
 /// One Service as the engine needs it.
@@ -197,6 +199,25 @@ pub enum Action {
         replicas: i32,
         /// The revision annotation.
         revision: i64,
+        /// `spec.minReadySeconds`.
+        min_ready_seconds: i32,
+    },
+    /// Create a canary's baseline ReplicaSet from the stable ReplicaSet's pod template
+    /// (`baseline::baseline_template`). The template is read at act time: the engine's world
+    /// holds only template digests.
+    CreateBaselineReplicaSet {
+        /// `<rollout>-<baseline hash>`.
+        name: String,
+        /// `baseline::baseline_hash` of the stable hash.
+        pod_template_hash: String,
+        /// The stable ReplicaSet whose template the baseline copies.
+        stable_replica_set: String,
+        /// Initial `spec.replicas`.
+        replicas: i32,
+        /// The revision annotation: the canary's revision, which the baseline belongs to.
+        revision: i64,
+        /// `baseline.metadata`.
+        metadata: Option<crate::crd::PodMetadata>,
         /// `spec.minReadySeconds`.
         min_ready_seconds: i32,
     },

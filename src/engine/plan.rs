@@ -69,6 +69,10 @@ pub struct Plan<'a> {
     pub abort_message: Option<String>,
     /// The rollout waits on purpose (pause or analysis): the progress deadline does not run.
     pub deadline_exempt: bool,
+    /// The canary's baseline ReplicaSet to create.
+    pub baseline_create: Option<Action>,
+    /// Baseline ReplicaSets with no pods left to delete.
+    pub baseline_deletes: Vec<Action>,
 }
 
 impl<'a> Plan<'a> {
@@ -85,8 +89,8 @@ impl<'a> Plan<'a> {
         let digest = TemplateDigest::of(&v.template);
         let mut new_rs = None;
         for _ in 0..MAX_COLLISIONS {
-            if let Some(rs) =
-                live(observed).find(|rs| rs.pod_template_hash.as_deref() == Some(hash.as_str()))
+            if let Some(rs) = live(observed)
+                .find(|rs| !rs.baseline && rs.pod_template_hash.as_deref() == Some(hash.as_str()))
             {
                 new_rs = Some(rs);
                 break;
@@ -109,8 +113,8 @@ impl<'a> Plan<'a> {
         // A ReplicaSet of the same template under another hash (for example created before a
         // collision bump) is still the new ReplicaSet: adopt its hash rather than duplicate it.
         if new_rs.is_none()
-            && let Some(rs) =
-                live(observed).find(|rs| rs.pod_template_hash.is_some() && rs.template == digest)
+            && let Some(rs) = live(observed)
+                .find(|rs| !rs.baseline && rs.pod_template_hash.is_some() && rs.template == digest)
         {
             hash = rs.pod_template_hash.clone().unwrap_or(hash);
             new_rs = Some(rs);
@@ -163,6 +167,8 @@ impl<'a> Plan<'a> {
             demoted: None,
             abort_message: None,
             deadline_exempt: false,
+            baseline_create: None,
+            baseline_deletes: Vec::new(),
         }
     }
 
@@ -186,10 +192,11 @@ impl<'a> Plan<'a> {
         self.status.stable_rs.as_deref() == Some(self.hash.as_str())
     }
 
-    /// ReplicaSets that are neither new nor stable.
+    /// ReplicaSets that are neither new nor stable, nor a baseline (`baseline` plans those).
     pub fn others(&self) -> Vec<&'a ObservedReplicaSet> {
         let stable = self.status.stable_rs.clone();
         let mut others: Vec<_> = live(self.observed)
+            .filter(|rs| !rs.baseline)
             .filter(|rs| rs.pod_template_hash.as_deref() != Some(self.hash.as_str()))
             .filter(|rs| rs.pod_template_hash.is_none() || rs.pod_template_hash != stable)
             .collect();

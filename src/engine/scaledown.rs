@@ -75,7 +75,7 @@ pub fn old_replica_sets(p: &mut Plan, delay: i32, limit: Option<i32>) {
 }
 
 /// Hashes that must keep pods: what the production Services will select after this
-/// decision, the stable, and a canary that receives weight.
+/// decision, the stable, and a canary or baseline that receives weight.
 pub fn referenced(p: &Plan, services: &[String]) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
     for svc in services {
@@ -90,11 +90,13 @@ pub fn referenced(p: &Plan, services: &[String]) -> BTreeSet<String> {
         .weights
         .clone()
         .or_else(|| p.status.canary.as_ref().and_then(|c| c.weights.clone()));
-    if let Some(w) = weights
-        && w.canary.weight > 0
-        && let Some(h) = w.canary.pod_template_hash
-    {
-        set.insert(h);
+    if let Some(w) = weights {
+        let weighted = std::iter::once(w.canary).chain(w.additional);
+        set.extend(
+            weighted
+                .filter(|d| d.weight > 0)
+                .filter_map(|d| d.pod_template_hash),
+        );
     }
     set
 }

@@ -34,6 +34,32 @@ pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
                     scale_down_deadline: None,
                     created_at: None,
                     deleting: false,
+                    baseline: false,
+                });
+            }
+            Action::CreateBaselineReplicaSet {
+                name,
+                pod_template_hash,
+                replicas,
+                revision,
+                ..
+            } => {
+                if observed.replica_sets.iter().any(|rs| &rs.name == name) {
+                    continue;
+                }
+                observed.replica_sets.push(ObservedReplicaSet {
+                    name: name.clone(),
+                    pod_template_hash: Some(pod_template_hash.clone()),
+                    template: super::baseline::simulated_digest(),
+                    desired_replicas: *replicas,
+                    replicas: *replicas,
+                    ready_replicas: 0,
+                    available_replicas: 0,
+                    revision: Some(*revision),
+                    scale_down_deadline: None,
+                    created_at: None,
+                    deleting: false,
+                    baseline: true,
                 });
             }
             Action::ScaleReplicaSet { name, replicas } => {
@@ -114,12 +140,17 @@ pub fn compact(observed: &Observed, actions: Vec<Action>) -> Vec<Action> {
     let mut out: Vec<Action> = Vec::with_capacity(actions.len());
     for action in actions {
         if let Action::ScaleReplicaSet { name, replicas } = &action {
-            if let Some(Action::CreateReplicaSet {
-                replicas: initial, ..
-            }) = out
-                .iter_mut()
-                .find(|a| matches!(a, Action::CreateReplicaSet { name: n, .. } if n == name))
-            {
+            if let Some(
+                Action::CreateReplicaSet {
+                    replicas: initial, ..
+                }
+                | Action::CreateBaselineReplicaSet {
+                    replicas: initial, ..
+                },
+            ) = out.iter_mut().find(|a| {
+                matches!(a, Action::CreateReplicaSet { name: n, .. }
+                    | Action::CreateBaselineReplicaSet { name: n, .. } if n == name)
+            }) {
                 *initial = *replicas;
                 continue;
             }

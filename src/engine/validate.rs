@@ -120,6 +120,8 @@ pub struct Canary {
     pub min_pods_per_replica_set: i32,
     /// `replicaProgressThreshold`.
     pub progress_threshold: Option<crate::crd::ReplicaProgressThreshold>,
+    /// `baseline`, when configured.
+    pub baseline: Option<super::baseline::Baseline>,
 }
 
 /// Traffic routing as the engine needs it.
@@ -683,6 +685,9 @@ pub fn validate(rollout: &Rollout, observed: &Observed) -> Result<ValidatedRollo
                     check_service(observed, &name, svc, &field)?;
                 }
             }
+            let baseline = super::baseline::validate(c, |svc, field| {
+                check_service(observed, &name, svc, field)
+            })?;
             let has_traffic = traffic.is_some();
             Strategy::Canary(Canary {
                 canary_service: c.canary_service.clone().filter(|s| !s.is_empty()),
@@ -712,6 +717,7 @@ pub fn validate(rollout: &Rollout, observed: &Observed) -> Result<ValidatedRollo
                 dynamic_stable_scale: c.dynamic_stable_scale,
                 min_pods_per_replica_set: c.min_pods_per_replica_set.unwrap_or(0),
                 progress_threshold: c.replica_progress_threshold.clone(),
+                baseline,
             })
         }
         (None, Some(b)) => {

@@ -238,6 +238,9 @@ impl Args {
     /// The value of argument `name`.
     fn value(&self, name: &str) -> Result<&str, ArgError> {
         match self.values.get(name) {
+            None if name.starts_with(placeholder::SCOPE_PREFIX) => Err(ArgError(format!(
+                "{{{{{name}}}}} is not known: judge metrics have scope.podTemplateHash, scope.role, scope.namespace, scope.rollout and scope.window; other metrics have no scope"
+            ))),
             None => Err(ArgError(format!(
                 "argument {name} is not defined (the template's args list it, the Rollout gives its value)"
             ))),

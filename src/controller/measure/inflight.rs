@@ -29,6 +29,8 @@ pub struct Finished {
     pub taken: Taken,
     /// When it fell due.
     pub due_at: jiff::Timestamp,
+    /// The run's new `status.judgement`, on one of the measurements of a judgement.
+    pub judgement: Option<Box<crate::crd::RunJudgement>>,
 }
 
 impl InFlight {
@@ -108,6 +110,7 @@ mod tests {
     fn taken(metric: &str, value: &str) -> Finished {
         Finished {
             due_at: jiff::Timestamp::UNIX_EPOCH,
+            judgement: None,
             taken: Taken {
                 metric: metric.into(),
                 measurement: Measurement {

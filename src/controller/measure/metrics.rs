@@ -9,6 +9,28 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use crate::crd::{AnalysisRun, RunJudgement};
+use crate::engine::measure::judge;
+use kube::ResourceExt;
+
+/// The Rollout a run judges: its scope, else its controlling owner, else the run itself.
+fn rollout_of(run: &AnalysisRun) -> String {
+    run.spec
+        .scope
+        .as_ref()
+        .and_then(|s| s.rollout.clone())
+        .or_else(|| {
+            run.owner_references()
+                .iter()
+                .find(|o| o.kind == "Rollout")
+                .map(|o| o.name.clone())
+        })
+        .unwrap_or_else(|| run.name_any())
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -26,8 +48,35 @@ struct ProviderLabels {
     provider: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RolloutLabels {
+    namespace: String,
+    rollout: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassificationLabels {
+    namespace: String,
+    rollout: String,
+    metric: String,
+    classification: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    result: String,
+}
+
+/// Every classification, for the state-set gauge.
+const CLASSIFICATIONS: [&str; 5] = ["Pass", "High", "Low", "NoData", "Error"];
+
 /// The analysis metrics, registered on the controller's registry.
 pub struct AnalysisMetrics {
+    score: Family<RolloutLabels, Gauge<f64, AtomicU64>>,
+    classification: Family<ClassificationLabels, Gauge>,
+    judgements: Family<VerdictLabels, Counter>,
+    /// The judge metrics last reported per Rollout, to drop their series with the Rollout.
+    judged: Mutex<HashMap<(String, String), Vec<String>>>,
     runs: Family<PhaseLabels, Counter>,
     measurements: Family<ProviderPhaseLabels, Counter>,
     latency: Family<ProviderLabels, Histogram>,
@@ -70,12 +119,100 @@ impl AnalysisMetrics {
             "Measurements under way",
             in_flight.clone(),
         );
+        let score = Family::<RolloutLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "sluice_canary_score",
+            "The canary judge's latest score (0-100) of each Rollout's judge metrics",
+            score.clone(),
+        );
+        let classification = Family::<ClassificationLabels, Gauge>::default();
+        registry.register(
+            "sluice_canary_metric_classification",
+            "The latest classification of each judge metric: 1 for the current one (Pass, High, Low, NoData, Error), 0 for the others",
+            classification.clone(),
+        );
+        let judgements = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "sluice_canary_judgements",
+            "Judgements made, by result (Pass, Marginal, Fail)",
+            judgements.clone(),
+        );
         Self {
+            score,
+            classification,
+            judgements,
+            judged: Mutex::default(),
             runs,
             measurements,
             latency,
             lag,
             in_flight,
+        }
+    }
+
+    /// A judgement of `run`'s judge metrics was recorded.
+    pub fn judged(&self, run: &AnalysisRun, record: &RunJudgement) {
+        let namespace = run.namespace().unwrap_or_default();
+        let rollout = rollout_of(run);
+        self.score
+            .get_or_create(&RolloutLabels {
+                namespace: namespace.clone(),
+                rollout: rollout.clone(),
+            })
+            .set(record.latest.score);
+        self.judgements
+            .get_or_create(&VerdictLabels {
+                result: format!("{:?}", record.latest.result),
+            })
+            .inc();
+        let mut names = Vec::new();
+        for metric in &record.latest.metrics {
+            let current = judge::classification_name(metric.classification);
+            for class in CLASSIFICATIONS {
+                self.classification
+                    .get_or_create(&ClassificationLabels {
+                        namespace: namespace.clone(),
+                        rollout: rollout.clone(),
+                        metric: metric.name.clone(),
+                        classification: class.into(),
+                    })
+                    .set(i64::from(class == current));
+            }
+            names.push(metric.name.clone());
+        }
+        let mut judged = self.judged.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = judged.insert((namespace.clone(), rollout.clone()), names.clone()) {
+            for gone in old.iter().filter(|n| !names.contains(n)) {
+                self.drop_metric(&namespace, &rollout, gone);
+            }
+        }
+    }
+
+    /// Drops the judge series of a deleted Rollout.
+    pub fn forget_rollout(&self, namespace: &str, rollout: &str) {
+        let labels = RolloutLabels {
+            namespace: namespace.into(),
+            rollout: rollout.into(),
+        };
+        self.score.remove(&labels);
+        let old = self
+            .judged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(namespace.to_string(), rollout.to_string()));
+        for metric in old.unwrap_or_default() {
+            self.drop_metric(namespace, rollout, &metric);
+        }
+    }
+
+    fn drop_metric(&self, namespace: &str, rollout: &str, metric: &str) {
+        for class in CLASSIFICATIONS {
+            self.classification.remove(&ClassificationLabels {
+                namespace: namespace.into(),
+                rollout: rollout.into(),
+                metric: metric.into(),
+                classification: class.into(),
+            });
         }
     }
 

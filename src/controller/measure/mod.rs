@@ -11,6 +11,7 @@
 //! slot → requeue at the exact time of the next one. A finished task wakes its run.
 
 pub mod inflight;
+mod judging;
 pub mod metrics;
 pub mod take;
 
@@ -90,6 +91,8 @@ pub async fn run(
         None => Api::all(ctx.client.clone()),
     };
     let concurrency = ctx.settings.concurrency;
+    // Only the runs of this controller instance, as for Rollouts.
+    let selector = super::run::rollout_selector(ctx.settings.instance_id.as_deref());
     let m = Arc::new(MeasureContext {
         permits: Semaphore::new(ctx.settings.measurements_at_once.max(1)),
         ctx,
@@ -97,7 +100,7 @@ pub async fn run(
         inflight: InFlight::default(),
         wake,
     });
-    Controller::new(api, watcher::Config::default())
+    Controller::new(api, watcher::Config::default().labels(&selector))
         .reconcile_on(woken)
         .reconcile_all_on(became_leader)
         .with_config(ControllerConfig::default().concurrency(concurrency))
@@ -137,7 +140,12 @@ async fn reconcile(run: Arc<AnalysisRun>, m: Arc<MeasureContext>) -> Result<Acti
     let finished_since = m.inflight.drain(&uid);
     let taken: Vec<_> = finished_since.iter().map(|f| f.taken.clone()).collect();
     let now = jiff::Timestamp::now();
-    let decision = measure::step(&run.spec, run.status.as_ref(), &taken, now);
+    let mut decision = measure::step(&run.spec, run.status.as_ref(), &taken, now);
+    let judged = latest_judgement(&run, &finished_since);
+    if let Some(record) = &judged {
+        decision.status.judgement = Some(record.clone());
+    }
+    measure::judge::explain(&mut decision.status);
     if run.status.as_ref() != Some(&decision.status) {
         if let Err(error) = write_status(&m.ctx, &run, &decision.status).await {
             m.inflight.restore(&uid, finished_since);
@@ -150,7 +158,11 @@ async fn reconcile(run: Arc<AnalysisRun>, m: Arc<MeasureContext>) -> Result<Acti
                 m.ctx.metrics.analysis.recorded(lag.max(0.0));
             }
         }
-        let notes = transitions(run.status.as_ref(), &decision.status);
+        let mut notes = transitions(run.status.as_ref(), &decision.status);
+        if let Some(record) = &judged {
+            notes.insert(0, judgement_note(record));
+            m.ctx.metrics.analysis.judged(&run, record);
+        }
         events::publish(&m.ctx, run.as_ref(), &notes).await;
         if finished(&decision.status) && !finished_opt(run.status.as_ref()) {
             m.ctx
@@ -162,9 +174,14 @@ async fn reconcile(run: Arc<AnalysisRun>, m: Arc<MeasureContext>) -> Result<Acti
     for due in &decision.stop {
         stop(&m, &run, due);
     }
-    for due in decision.due {
+    let (judge_due, plain_due): (Vec<Due>, Vec<Due>) = decision
+        .due
+        .into_iter()
+        .partition(|due| metric_of(&run, &due.metric).is_some_and(|x| x.judge.is_some()));
+    for due in plain_due {
         start(&m, &run, &decision.status, due);
     }
+    start_judgement(&m, &run, judge_due);
     Ok(match decision.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
@@ -222,8 +239,100 @@ fn start(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, status: &AnalysisRunSt
             started.elapsed().as_secs_f64(),
         );
         let due_at = due.due_at;
-        m.inflight
-            .finish(&uid, inflight::Finished { taken, due_at });
+        m.inflight.finish(
+            &uid,
+            inflight::Finished {
+                taken,
+                due_at,
+                judgement: None,
+            },
+        );
+        m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
+        let _ = m.wake.unbounded_send(ObjectRef::from_obj(run.as_ref()));
+    });
+}
+
+/// The judgement a finished judgement task brought, unless the run had already completed.
+fn latest_judgement(
+    run: &AnalysisRun,
+    finished: &[inflight::Finished],
+) -> Option<crate::crd::RunJudgement> {
+    if finished_opt(run.status.as_ref()) {
+        return None;
+    }
+    finished
+        .iter()
+        .rev()
+        .find_map(|f| f.judgement.as_deref().cloned())
+}
+
+/// The Event of a judgement: its verdict, score and the metrics that did not pass.
+fn judgement_note(record: &crate::crd::RunJudgement) -> EventNote {
+    use sluice_analysis::score::Verdict;
+    let (kind, reason) = match record.latest.result {
+        Verdict::Pass => (EventKind::Normal, "CanaryJudgedPass"),
+        Verdict::Marginal => (EventKind::Warning, "CanaryJudgedMarginal"),
+        Verdict::Fail => (EventKind::Warning, "CanaryJudgedFail"),
+    };
+    EventNote {
+        kind,
+        reason,
+        message: measure::judge::summary(&record.latest),
+    }
+}
+
+/// Starts one judgement of the run's judge metrics due now, as one task: they are judged
+/// together (one score), unless one of them is still being judged.
+fn start_judgement(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, due: Vec<Due>) {
+    let uid = run.uid().unwrap_or_default();
+    let metrics: Vec<crate::crd::Metric> = due
+        .iter()
+        .filter_map(|d| metric_of(run, &d.metric))
+        .collect();
+    if metrics.is_empty() || metrics.iter().any(|x| m.inflight.is_running(&uid, &x.name)) {
+        return;
+    }
+    for metric in &metrics {
+        m.inflight.start(&uid, &metric.name);
+    }
+    let due_at = due
+        .iter()
+        .map(|d| d.due_at)
+        .min()
+        .unwrap_or_else(jiff::Timestamp::now);
+    let (m, run) = (m.clone(), run.clone());
+    tokio::spawn(async move {
+        let Ok(_permit) = m.permits.acquire().await else {
+            for metric in &metrics {
+                m.inflight.abandon(&uid, &metric.name);
+            }
+            return;
+        };
+        m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
+        let started = Instant::now();
+        let taker = Taker {
+            client: &m.ctx.client,
+            providers: &m.providers,
+        };
+        let judged = taker.judge(&run, &metrics).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let mut record = judged.record.map(Box::new);
+        for taken in judged.taken {
+            m.ctx.metrics.analysis.measured(
+                "judge",
+                phase_name(Some(taken.measurement.phase)),
+                seconds,
+            );
+            let judgement = record.take();
+            m.inflight.finish(
+                &uid,
+                inflight::Finished {
+                    taken,
+                    due_at,
+                    judgement,
+                },
+            );
+        }
         m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
         let _ = m.wake.unbounded_send(ObjectRef::from_obj(run.as_ref()));
     });

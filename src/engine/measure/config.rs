@@ -52,6 +52,18 @@ pub(super) fn resolve(metric: &Metric, args: &Args<'_>) -> Result<Config, String
         .map(|text| duration("initialDelay", text, args))
         .transpose()?
         .unwrap_or(Duration::ZERO);
+    // A judgement compares the data gathered since the run started (or its window): the
+    // first one comes an interval after the initial delay, never at an empty window.
+    let initial_delay = match (&metric.judge, interval) {
+        (Some(_), Some(interval)) => initial_delay + interval,
+        (Some(_), None) => {
+            return Err(
+                "a judge metric needs an interval: each judgement looks at the data of the time before it"
+                    .to_string(),
+            );
+        }
+        (None, _) => initial_delay,
+    };
     let count = int_field("count", metric.count.as_ref(), args)?.filter(|c| *c != 0);
     if let Some(c) = count {
         if c < 0 {

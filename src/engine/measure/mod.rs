@@ -11,6 +11,7 @@ mod assess;
 mod cel_ext;
 pub mod condition;
 mod config;
+pub mod judge;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -103,6 +104,9 @@ pub fn validate_metric(metric: &Metric) -> Result<(), InvalidMetric> {
             "failureLimit -1 needs a consecutiveSuccessLimit, or the metric could never fail"
                 .to_string(),
         ));
+    }
+    if let Some(judge) = &metric.judge {
+        judge::validate(metric, judge).map_err(invalid)?;
     }
     condition::Conditions::compile(
         &metric.name,

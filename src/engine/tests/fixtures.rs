@@ -199,6 +199,15 @@ impl RolloutBuilder {
             });
         })
     }
+    /// A baseline selected by `web-baseline`.
+    pub fn baseline(self) -> Self {
+        self.with_canary(|c| {
+            c.baseline = Some(CanaryBaseline {
+                service: Some("web-baseline".into()),
+                metadata: None,
+            });
+        })
+    }
     /// Blue/green with `web-active` and `web-preview`.
     pub fn blue_green(mut self, f: impl FnOnce(&mut BlueGreenStrategy)) -> Self {
         let mut bg = BlueGreenStrategy {
@@ -244,6 +253,7 @@ pub fn rs(image: &str, replicas: i32, revision: i64) -> ObservedReplicaSet {
         scale_down_deadline: None,
         created_at: None,
         deleting: false,
+        baseline: false,
     }
 }
 
@@ -255,7 +265,13 @@ impl ObservedBuilder {
     /// Every Service the test rollouts name, existing, with no hash selector yet.
     pub fn new() -> Self {
         let mut o = Observed::default();
-        for s in ["web-canary", "web-stable", "web-active", "web-preview"] {
+        for s in [
+            "web-canary",
+            "web-stable",
+            "web-active",
+            "web-preview",
+            "web-baseline",
+        ] {
             o.services
                 .insert(s.into(), Some(ObservedService::default()));
         }
@@ -403,12 +419,22 @@ pub fn brief_actions(actions: &[Action]) -> String {
                 ..
             } => format!("Create({name}, {replicas}, rev {revision})"),
             Action::CreateAnalysisRun { name, kind, .. } => format!("CreateRun({name}, {kind:?})"),
+            Action::CreateBaselineReplicaSet {
+                name,
+                replicas,
+                revision,
+                ..
+            } => format!("CreateBaseline({name}, {replicas}, rev {revision})"),
             Action::SetWeights(w) => format!(
-                "SetWeights({}→{:?}, {}→{:?})",
+                "SetWeights({}→{:?}, {}→{:?}, additional {:?})",
                 w.canary.weight,
                 w.canary.pod_template_hash,
                 w.stable.weight,
-                w.stable.pod_template_hash
+                w.stable.pod_template_hash,
+                w.additional
+                    .iter()
+                    .map(|a| (a.weight, a.pod_template_hash.clone()))
+                    .collect::<Vec<_>>()
             ),
             other => format!("{other:?}"),
         })
@@ -448,7 +474,8 @@ pub fn brief(rollout: &Rollout, observed: &Observed) -> String {
         .iter()
         .map(|r| {
             format!(
-                "{:?} spec={} avail={} rev={:?} deadline={:?}",
+                "{}{:?} spec={} avail={} rev={:?} deadline={:?}",
+                if r.baseline { "baseline " } else { "" },
                 r.pod_template_hash,
                 r.desired_replicas,
                 r.available_replicas,

@@ -2,6 +2,7 @@
 //! property tests of the invariants.
 
 mod analysis_tests;
+mod baseline_tests;
 mod bluegreen_tests;
 mod canary_tests;
 mod fixtures;

@@ -188,8 +188,13 @@ prop_compose! {
     }
 }
 
+/// The Rollout's available pods; a baseline's run beside them and go with the canary.
 fn total_available(o: &Observed) -> i32 {
-    o.replica_sets.iter().map(|r| r.available_replicas).sum()
+    o.replica_sets
+        .iter()
+        .filter(|r| !r.baseline)
+        .map(|r| r.available_replicas)
+        .sum()
 }
 
 fn config() -> ProptestConfig {
@@ -305,6 +310,8 @@ proptest! {
 enum Op {
     Settle,
     SettleOne,
+    /// The pods of the `n`-th ReplicaSet (modulo their number) stop being available.
+    LosePods(usize),
     Promote,
     PromoteFull,
     Abort,
@@ -320,6 +327,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => Just(Op::Settle),
         2 => Just(Op::SettleOne),
+        1 => (0..4usize).prop_map(Op::LosePods),
         2 => Just(Op::Promote),
         1 => Just(Op::PromoteFull),
         1 => Just(Op::Abort),
@@ -340,6 +348,7 @@ prop_compose! {
         background in any::<bool>(),
         pre in any::<bool>(),
         post in any::<bool>(),
+        baseline in any::<bool>(),
     ) -> Rollout {
         let traffic = matches!(kind, Kind::Traffic { .. });
         let steps: Vec<CanaryStep> = if traffic {
@@ -348,6 +357,9 @@ prop_compose! {
             steps.into_iter().filter(|s| s.set_canary_scale.is_none() && s.set_header_route.is_none()).collect()
         };
         let mut b = Rollout::test().replicas(replicas).steps(steps);
+        if baseline && !matches!(kind, Kind::BlueGreen { .. }) {
+            b = b.baseline();
+        }
         if background {
             b = b.with_canary(|c| c.analysis = Some(BackgroundAnalysis { analysis: analysis_of("bg"), starting_step: Some(1) }));
         }
@@ -456,6 +468,7 @@ fn check(rollout: &Rollout, observed: &Observed, d: &Decision) -> Result<(), Tes
             _ => {}
         }
     }
+    super::baseline_tests::check_baseline(observed, &after, d)?;
     let mut again_rollout = rollout.clone();
     again_rollout.status = Some(d.status.clone());
     let again = decide(&again_rollout, &after, observed_now(d));
@@ -492,6 +505,13 @@ proptest! {
                         rs.available_replicas += 1;
                         rs.ready_replicas = rs.available_replicas;
                         rs.replicas = rs.desired_replicas;
+                    }
+                }
+                Op::LosePods(n) => {
+                    let count = w.observed.replica_sets.len().max(1);
+                    if let Some(rs) = w.observed.replica_sets.get_mut(n % count) {
+                        rs.available_replicas = 0;
+                        rs.ready_replicas = 0;
                     }
                 }
                 Op::Promote => w.update_status(|s| s.pause_conditions.clear()),

@@ -5,6 +5,7 @@
 use super::super::output::{Colour, age, pad, paint, seconds_since};
 use super::super::summary;
 use crate::crd::{AnalysisPhase, AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout};
+use crate::engine::baseline::{BASELINE_ROLE, ROLE_LABEL};
 use crate::engine::{REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -120,11 +121,24 @@ fn hash(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Op
         .map(String::as_str)
 }
 
-/// The roles of a ReplicaSet: stable and canary, or active and preview for blue/green.
+/// A canary's baseline ReplicaSet (`rollout.sluice.dev/role: baseline`).
+fn is_baseline(rs: &ReplicaSet) -> bool {
+    rs.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(ROLE_LABEL))
+        .is_some_and(|role| role == BASELINE_ROLE)
+}
+
+/// The roles of a ReplicaSet: stable, canary and baseline, or active and preview for
+/// blue/green.
 fn roles(r: &Rollout, rs: &ReplicaSet) -> Vec<&'static str> {
     let Some(status) = r.status.as_ref() else {
         return Vec::new();
     };
+    if is_baseline(rs) {
+        return vec!["baseline"];
+    }
     let h = hash(&rs.metadata);
     let mut roles = Vec::new();
     if h.is_some() && h == status.stable_rs.as_deref() {
@@ -153,6 +167,12 @@ fn revision(rs: &ReplicaSet) -> i64 {
         .unwrap_or(0)
 }
 
+/// A ReplicaSet's heading in the tree: its revision, and `baseline` for a canary's baseline.
+fn heading(rs: &ReplicaSet) -> String {
+    let suffix = if is_baseline(rs) { " baseline" } else { "" };
+    format!("revision:{}{suffix}", revision(rs))
+}
+
 fn tree(s: &Snapshot, now: jiff::Timestamp, color: bool) -> String {
     let r = s.rollout;
     let mut rows = vec![Row {
@@ -163,7 +183,8 @@ fn tree(s: &Snapshot, now: jiff::Timestamp, color: bool) -> String {
         info: String::new(),
     }];
     let mut sets = s.replica_sets.clone();
-    sets.sort_by_key(|rs| std::cmp::Reverse(revision(rs)));
+    // A baseline shares its canary's revision; it follows the canary.
+    sets.sort_by_key(|rs| (std::cmp::Reverse(revision(rs)), is_baseline(rs)));
     for (i, rs) in sets.iter().enumerate() {
         let last_revision = i + 1 == sets.len();
         let (branch, below) = if last_revision {
@@ -172,7 +193,7 @@ fn tree(s: &Snapshot, now: jiff::Timestamp, color: bool) -> String {
             ("├──", "│  ")
         };
         rows.push(Row {
-            name: format!("{branch}# revision:{}", revision(rs)),
+            name: format!("{branch}# {}", heading(rs)),
             kind: "",
             status: String::new(),
             age: String::new(),

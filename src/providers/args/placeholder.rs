@@ -1,6 +1,9 @@
 //! Splitting a template into text and `{{args.NAME}}` placeholders (spaces allowed inside the
 //! braces). Pure.
 
+/// The prefix of a judge metric's scope placeholders, kept in the argument's name.
+pub(crate) const SCOPE_PREFIX: &str = "scope.";
+
 /// A piece of a template.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Piece<'a> {
@@ -40,10 +43,20 @@ pub(super) fn pieces(template: &str) -> Vec<Piece<'_>> {
 fn placeholder_at(text: &str) -> Option<(&str, usize)> {
     let rest = text.strip_prefix("{{")?;
     let inner = rest.trim_start_matches(' ');
-    let name_and_rest = inner.strip_prefix("args.")?;
-    let name_len = name_and_rest
+    // `{{scope.NAME}}` (a judge metric's side) keeps its prefix: args named `scope.NAME`.
+    let (skip, name_and_rest) = match inner.strip_prefix("args.") {
+        Some(rest) => (0, rest),
+        None => (
+            SCOPE_PREFIX.len(),
+            inner.strip_prefix(SCOPE_PREFIX).map(|_| inner)?,
+        ),
+    };
+    let name_len = name_and_rest[skip..]
         .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        .unwrap_or(name_and_rest.len());
+        .map_or(name_and_rest.len(), |n| n + skip);
+    if name_len == skip {
+        return None;
+    }
     let name = &name_and_rest[..name_len];
     let after = name_and_rest[name_len..].trim_start_matches(' ');
     let after = after.strip_prefix("}}")?;
@@ -75,5 +88,19 @@ mod tests {
             vec![Piece::Text("{"), Piece::Arg("a"), Piece::Text("}")]
         );
         assert_eq!(pieces(""), vec![]);
+    }
+
+    #[test]
+    fn scope_placeholders_keep_their_prefix() {
+        assert_eq!(
+            pieces(r#"x{h="{{scope.podTemplateHash}}"}[{{ scope.window }}] {{scope.}}"#),
+            vec![
+                Piece::Text(r#"x{h=""#),
+                Piece::Arg("scope.podTemplateHash"),
+                Piece::Text(r#""}["#),
+                Piece::Arg("scope.window"),
+                Piece::Text("] {{scope.}}"),
+            ]
+        );
     }
 }

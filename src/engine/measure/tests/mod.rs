@@ -2,6 +2,7 @@
 //! Argo's §4.2 (`step_tests`), conditions (`condition_tests`) and invariants (`props`).
 
 mod condition_tests;
+mod judge_tests;
 mod props;
 mod step_tests;
 

@@ -180,7 +180,8 @@ async fn pods_text(rollout: &Rollout, replica_sets: &Api<ReplicaSet>) -> anyhow:
         let role = match rs.labels().get(ROLE_LABEL).map(String::as_str) {
             Some("baseline") => "baseline",
             _ if Some(&hash) == status.stable_rs.as_ref() => "stable",
-            _ => "canary",
+            _ if Some(&hash) == status.current_pod_hash.as_ref() => "canary",
+            _ => "old",
         };
         pods.push(format!("{role} {hash} {ready}/{want} ready"));
     }

@@ -28,9 +28,15 @@ enum Command {
     /// `prometheus`; prints measurements per second, due-to-written delay, CPU and memory.
     BenchAnalysis(sluice::controller::bench_analysis::AnalysisBenchArgs),
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
-    /// workloads). Without a subcommand: a guided demo of a canary rollout, an abort and a retry,
-    /// with the controller running in-process; it leaves nothing behind.
+    /// workloads and demo traffic). Without a subcommand: a guided demo with the controller
+    /// running in-process and a real `prometheus` scraping the demo traffic: a canary rollout,
+    /// an abort and a retry, then a canary the judge promotes and one it aborts, with their
+    /// scores; it leaves nothing behind.
     Playground {
+        /// The `prometheus` binary the demo starts (default: `prometheus` on PATH; without one
+        /// the judge part is skipped).
+        #[arg(long, value_name = "PATH", env = "SLUICE_PROMETHEUS_BINARY")]
+        prometheus_binary: Option<std::path::PathBuf>,
         #[command(subcommand)]
         command: Option<PlaygroundCommand>,
     },
@@ -118,9 +124,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn playground_demo() -> anyhow::Result<()> {
+fn playground_demo(prometheus_binary: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
-    runtime()?.block_on(sluice::controller::demo::run())
+    let options = sluice::controller::demo::DemoOptions { prometheus_binary };
+    runtime()?.block_on(sluice::controller::demo::run(options))
 }
 
 fn run_bench(args: sluice::controller::bench::BenchArgs) -> anyhow::Result<()> {
@@ -158,8 +165,12 @@ fn main() -> ExitCode {
         Command::Controller(args) => run_controller(*args),
         Command::Bench(args) => run_bench(args),
         Command::BenchAnalysis(args) => run_bench_analysis(args),
-        Command::Playground { command: None } => playground_demo(),
         Command::Playground {
+            prometheus_binary,
+            command: None,
+        } => playground_demo(prometheus_binary),
+        Command::Playground {
+            prometheus_binary: _,
             command:
                 Some(PlaygroundCommand::Serve {
                     port,

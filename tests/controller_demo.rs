@@ -1,9 +1,15 @@
 //! The README's first command, `sluice playground`, runs to completion: the demo canary reaches
-//! Healthy, the abort returns traffic to stable and the retry promotes.
+//! Healthy, the abort returns traffic to stable and the retry promotes; then, with the real
+//! `prometheus` scraping the demo traffic, the judge promotes a good canary and aborts a bad one.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_playground_demo_runs_to_completion() {
-    if let Err(error) = sluice::controller::demo::run().await {
+    let binary = sluice::playground::prometheus::find_binary()
+        .unwrap_or_else(|e| panic!("{e} (scripts/test.sh installs it)"));
+    let options = sluice::controller::demo::DemoOptions {
+        prometheus_binary: Some(binary),
+    };
+    if let Err(error) = sluice::controller::demo::run(options).await {
         panic!("demo failed: {error:#}");
     }
 }

@@ -88,6 +88,8 @@ pub(crate) fn playground_options() -> PlaygroundOptions {
         history_limit: 200_000,
         simulation: SimulationOptions {
             pod_ready_delay: Duration::from_millis(20),
+            // No demo traffic: its scan of every pod each tick would count in the figures.
+            traffic: None,
             ..SimulationOptions::default()
         },
         ..PlaygroundOptions::default()

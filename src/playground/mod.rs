@@ -23,6 +23,7 @@ mod selectors;
 pub mod simulation;
 pub mod store;
 mod table;
+pub mod traffic;
 mod update;
 mod validation;
 mod watch;
@@ -107,6 +108,7 @@ pub struct PlaygroundHandle {
     faults: Arc<Faults>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    demo_metrics: Option<SocketAddr>,
 }
 
 impl Playground {
@@ -115,18 +117,7 @@ impl Playground {
     /// # Errors
     /// When the port cannot be bound, the kubeconfig cannot be written or the client built.
     pub async fn start(options: PlaygroundOptions) -> Result<PlaygroundHandle, PlaygroundError> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(|source| PlaygroundError::Bind {
-                port: options.port,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| PlaygroundError::Bind {
-                port: options.port,
-                source,
-            })?;
+        let (listener, addr) = bind_loopback(options.port).await?;
         let base_url = format!("http://{addr}");
         let (store, removals) = Store::new(options.history_limit);
         let api = Arc::new(Api::new(store, Arc::new(Registry::with_builtins())));
@@ -143,6 +134,19 @@ impl Playground {
         let (requeue_tx, requeue_rx) = tokio::sync::mpsc::unbounded_channel();
         let feed = merge_feeds(removals, requeue_rx);
         tasks.push(tokio::spawn(gc::run(api.clone(), feed, requeue_tx)));
+        let demo_metrics = match options.simulation.traffic.clone() {
+            Some(traffic) => {
+                let (listener, addr) = bind_loopback(0).await?;
+                tasks.extend(traffic::spawn(
+                    api.clone(),
+                    traffic,
+                    listener,
+                    stopped.clone(),
+                ));
+                Some(addr)
+            }
+            None => None,
+        };
         tasks.extend(simulation::spawn(
             api.clone(),
             options.simulation.clone(),
@@ -180,8 +184,20 @@ impl Playground {
             faults,
             stop,
             tasks,
+            demo_metrics,
         })
     }
+}
+
+async fn bind_loopback(
+    port: u16,
+) -> Result<(tokio::net::TcpListener, SocketAddr), PlaygroundError> {
+    let bind = |source| PlaygroundError::Bind { port, source };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    Ok((listener, addr))
 }
 
 fn merge_feeds(
@@ -298,6 +314,18 @@ impl PlaygroundHandle {
             .store
             .collection(&GroupResource::new(group, resource))
             .len()
+    }
+
+    /// The Prometheus scrape target (`127.0.0.1:PORT`) serving the demo traffic's series at
+    /// `/metrics`; `None` when the options turned demo traffic off.
+    pub fn demo_metrics_target(&self) -> Option<String> {
+        self.demo_metrics.map(|addr| addr.to_string())
+    }
+
+    /// `http://127.0.0.1:PORT/metrics` of the demo traffic, when it runs.
+    pub fn demo_metrics_url(&self) -> Option<String> {
+        self.demo_metrics
+            .map(|addr| format!("http://{addr}/metrics"))
     }
 
     /// The API layer, for in-process callers that want to skip HTTP.

@@ -202,10 +202,20 @@ impl Prometheus {
         Self::start_with(exporter, Some(tls))
     }
 
+    /// Starts a Prometheus of its own scraping `/metrics` of `target` (such as the
+    /// playground's demo traffic), and waits until it is ready.
+    pub fn start_scraping(target: SocketAddr) -> Self {
+        Self::scraping(target, None)
+    }
+
     fn start_with(exporter: &Exporter, tls: Option<TlsFiles>) -> Self {
+        Self::scraping(exporter.addr(), tls)
+    }
+
+    fn scraping(target: SocketAddr, tls: Option<TlsFiles>) -> Self {
         let prometheus = Self {
             port: free_port(),
-            exporter: exporter.addr(),
+            exporter: target,
             tls,
             running: Mutex::new(None),
         };

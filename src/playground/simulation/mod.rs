@@ -63,6 +63,9 @@ pub struct SimulationOptions {
     pub pod_ready_delay: Duration,
     /// Per-label pod behaviours (first match wins; then `BEHAVIOUR_LABEL`; then `Ready`).
     pub pod_rules: Vec<PodRule>,
+    /// Demo traffic for pods annotated `demo.sluice.dev/serve: "true"`, served at
+    /// `PlaygroundHandle::demo_metrics_url`; `None` serves none.
+    pub traffic: Option<crate::playground::traffic::TrafficOptions>,
 }
 
 impl Default for SimulationOptions {
@@ -76,6 +79,7 @@ impl Default for SimulationOptions {
             jobs: true,
             pod_ready_delay: Duration::from_millis(100),
             pod_rules: Vec::new(),
+            traffic: Some(crate::playground::traffic::TrafficOptions::default()),
         }
     }
 }
@@ -90,6 +94,7 @@ impl SimulationOptions {
             endpoints: false,
             routing: false,
             jobs: false,
+            traffic: None,
             ..Self::default()
         }
     }

@@ -7,35 +7,25 @@ const RADIX_THRESHOLD: usize = 2048;
 const DIGIT_BITS: u32 = 11;
 const BUCKETS: usize = 1 << DIGIT_BITS;
 
-/// Passes of `DIGIT_BITS` bits covering a 64-bit key.
-const PASSES: usize = 64usize.div_ceil(DIGIT_BITS as usize);
-
 /// Sorts ascending in `total_cmp` order (for finite values without −0.0: numeric order).
 pub fn sort_f64(values: &mut [f64]) {
     if values.len() < RADIX_THRESHOLD {
         values.sort_unstable_by(f64::total_cmp);
         return;
     }
-    // The keys and the digit counts of every pass in one read of the values.
-    let mut counts = vec![[0usize; BUCKETS]; PASSES];
-    let mut keys: Vec<u64> = values
-        .iter()
-        .map(|v| {
-            let k = key(*v);
-            for (pass, c) in counts.iter_mut().enumerate() {
-                c[digit(k, pass as u32 * DIGIT_BITS)] += 1;
-            }
-            k
-        })
-        .collect();
+    let mut keys: Vec<u64> = values.iter().map(|v| key(*v)).collect();
     let mut scratch = vec![0u64; keys.len()];
-    // A pass whose digit is the same for every key is skipped (common for the top digits of
-    // same-signed, similar-magnitude data).
-    for (pass, counts) in counts.iter_mut().enumerate() {
+    // 64 bits in 11-bit digits: 6 passes; a pass whose digit is the same for every key is
+    // skipped (common for the top digits of same-signed, similar-magnitude data).
+    for pass in 0..64u32.div_ceil(DIGIT_BITS) {
+        let shift = pass * DIGIT_BITS;
+        let mut counts = [0usize; BUCKETS];
+        for &k in &keys {
+            counts[digit(k, shift)] += 1;
+        }
         if counts.contains(&keys.len()) {
             continue;
         }
-        let shift = pass as u32 * DIGIT_BITS;
         let mut offset = 0;
         for c in counts.iter_mut() {
             let here = *c;

@@ -170,6 +170,18 @@ fn bad_input_exits_non_zero_naming_the_field() {
             "metrics[0].experiment[1]",
         ),
         (
+            json!({"metrics": [one(json!({"control": [1, 2, "x", 4]}))]}),
+            "metrics[0].control[2]: invalid value: string \"x\"",
+        ),
+        (
+            json!({"metrics": [one(json!({"control": [1, [2]]}))]}),
+            "metrics[0].control[1]: invalid type: sequence",
+        ),
+        (
+            json!({"metrics": [one(json!({"experiment": {"events": 1}}))]}),
+            "metrics[0].experiment: invalid type: map",
+        ),
+        (
             json!({"metrics": [one(json!({"direction": "up"}))]}),
             "metrics[0].direction",
         ),

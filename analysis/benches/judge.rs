@@ -5,10 +5,23 @@
 //! machine. The data are the latency-like samples of `scripts/bench-judge-vs-scipy.py`, which
 //! times scipy's `mannwhitneyu` (p-value only) on the same values both ways.
 //! `rate_ratio` times the rate-ratio test (p-value and 98 % interval) at 10^6 and 10^10 events.
-//! Run: `cargo bench -p sluice-analysis --bench judge`.
+//! `judgement` times one whole judgement as the controller makes it each interval: 20 metrics,
+//! 600 points a side (latency-like log-normal values at 0.1 ms resolution, so with ties),
+//! built as a validated request (no JSON), all `mannWhitney` and with 5 of them `rateRatio`.
+//! `input` times the phases of `kubectl sluice judge` on 100,000 + 100,000 points: parsing and
+//! validating the JSON text, and judging the parsed request (see `benches/judge_vs_scipy.py`
+//! for the whole process against scipy).
+//! Run: `cargo bench -p sluice-analysis --bench judge` (one group: append its name).
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use sluice_analysis::config::{
+    DEFAULT_CONFIDENCE, Direction, EffectSize, JudgeRequest, Metric, MetricConfig, MetricData,
+    Thresholds,
+};
+use sluice_analysis::rate_ratio::Counts;
+use sluice_analysis::sample::{NanStrategy, OutlierStrategy, Sample};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 
 /// Park-Miller generator, identical to the Python script's.
@@ -138,7 +151,7 @@ fn bench_compare_cpu(c: &mut Criterion<ThreadCpuTime>) {
 const RATE_EVENTS: [u64; 2] = [1_000_000, 10_000_000_000];
 
 fn bench_rate_ratio(c: &mut Criterion) {
-    use sluice_analysis::rate_ratio::{Counts, rate_ratio};
+    use sluice_analysis::rate_ratio::rate_ratio;
     let mut group = c.benchmark_group("rate_ratio");
     group.sample_size(10);
     for s in RATE_EVENTS {
@@ -158,7 +171,134 @@ fn bench_rate_ratio(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(wall, bench_compare, bench_rate_ratio);
+/// Log-normal values (Box-Muller on the Park-Miller stream) with median `median` ms and shape
+/// 0.35, rounded to 0.1 ms as a latency histogram's quantiles or a timer would report them.
+fn log_normal(seed: u64, n: usize, median: f64) -> Vec<f64> {
+    let u = minstd(seed, 2 * n);
+    (0..n)
+        .map(|i| {
+            let z = (-2.0 * u[2 * i].ln()).sqrt() * (std::f64::consts::TAU * u[2 * i + 1]).cos();
+            (median * (0.35 * z).exp() * 10.0).round() / 10.0
+        })
+        .collect()
+}
+
+fn metric_config(i: usize) -> MetricConfig {
+    MetricConfig {
+        name: format!("metric-{i}"),
+        group: ["latency", "errors", "saturation"][i % 3].to_owned(),
+        direction: Direction::Increase,
+        critical: i == 0,
+        must_have_data: false,
+        muted: false,
+        nan_strategy: NanStrategy::Remove,
+        outliers: OutlierStrategy::Keep,
+        effect_size: EffectSize::default(),
+    }
+}
+
+/// 20 metrics of 600 points a side; the last `rate_metrics` are `rateRatio` error counters
+/// (the canary at 1.3 times the baseline's rate for one of them).
+fn judgement_request(rate_metrics: usize) -> JudgeRequest {
+    const METRICS: usize = 20;
+    const POINTS: usize = 600;
+    let metrics = (0..METRICS)
+        .map(|i| {
+            let seed = 1000 + 2 * i as u64;
+            let data = if i >= METRICS - rate_metrics {
+                let canary_events = if i == METRICS - 1 { 130 } else { 100 };
+                MetricData::Counts {
+                    control: Some(Counts {
+                        events: 100,
+                        total: 60_000.0,
+                    }),
+                    experiment: Some(Counts {
+                        events: canary_events,
+                        total: 60_000.0,
+                    }),
+                }
+            } else {
+                let median = 20.0 + 10.0 * i as f64;
+                // Every fourth metric's canary is 10 % slower.
+                let slower = if i % 4 == 3 { 1.1 } else { 1.0 };
+                MetricData::Samples {
+                    control: sample(log_normal(seed, POINTS, median)),
+                    experiment: sample(log_normal(seed + 1, POINTS, median * slower)),
+                }
+            };
+            Metric {
+                config: metric_config(i),
+                data,
+            }
+        })
+        .collect();
+    JudgeRequest {
+        confidence: DEFAULT_CONFIDENCE,
+        thresholds: Thresholds::default(),
+        group_weights: BTreeMap::new(),
+        metrics,
+    }
+}
+
+fn sample(values: Vec<f64>) -> Sample {
+    match Sample::new(values) {
+        Ok(s) => s,
+        Err(e) => panic!("bench data: {e}"),
+    }
+}
+
+fn bench_judgement(c: &mut Criterion) {
+    let mut group = c.benchmark_group("judgement");
+    group.sample_size(50);
+    for (name, rate_metrics) in [("20x600_mann_whitney", 0), ("20x600_5_rate_ratio", 5)] {
+        let request = judgement_request(rate_metrics);
+        group.bench_function(name, |b| {
+            b.iter(|| sluice_analysis::judge(black_box(&request)))
+        });
+    }
+    group.finish();
+}
+
+/// The judge input of `benches/judge_vs_scipy.py`: one metric, n + n latency-like points.
+fn input_text(n: usize) -> String {
+    let side = |seed| {
+        let values: Vec<String> = latency(seed, n, if seed == 1234 { 0.5 } else { 0.0 })
+            .iter()
+            .map(|v| format!("{v:?}"))
+            .collect();
+        values.join(", ")
+    };
+    format!(
+        r#"{{"metrics": [{{"name": "latency", "direction": "increase", "experiment": [{}], "control": [{}]}}]}}"#,
+        side(1234),
+        side(4321)
+    )
+}
+
+fn bench_input(c: &mut Criterion) {
+    let mut group = c.benchmark_group("input");
+    group.sample_size(20);
+    let text = input_text(100_000);
+    let request = match sluice_analysis::input::parse(&text) {
+        Ok(r) => r,
+        Err(e) => panic!("bench input: {e}"),
+    };
+    group.bench_function("parse_100000x2", |b| {
+        b.iter(|| sluice_analysis::input::parse(black_box(&text)))
+    });
+    group.bench_function("judge_100000x2", |b| {
+        b.iter(|| sluice_analysis::judge(black_box(&request)))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    wall,
+    bench_compare,
+    bench_rate_ratio,
+    bench_judgement,
+    bench_input
+);
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(ThreadCpuTime);

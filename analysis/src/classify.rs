@@ -14,7 +14,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{Comparison, compare};
+use crate::compare::{Comparison, compare_sorted};
 use crate::config::{EffectMeasure, Metric, MetricConfig, MetricData, TOLERANCE};
 use crate::mann_whitney::PValueMethod;
 use crate::rate_ratio::{Counts, RateRatio, rate_ratio};
@@ -150,23 +150,10 @@ pub fn classify(metric: &Metric, confidence: f64) -> MetricResult {
             control,
             experiment,
         } => {
-            let x = experiment.clean(cfg.nan_strategy, cfg.outliers);
-            let y = control.clean(cfg.nan_strategy, cfg.outliers);
-            let mut result = blank(cfg);
-            result.experiment = Some(SideStats::Sample(x.describe()));
-            result.control = Some(SideStats::Sample(y.describe()));
-            if x.is_empty() || y.is_empty() {
-                let side = if y.is_empty() {
-                    "control"
-                } else {
-                    "experiment"
-                };
-                return no_data(result, cfg, side);
-            }
-            match compare(x.values(), y.values(), confidence) {
-                Ok(c) => judge_samples(result, cfg, &c),
-                Err(e) => error(result, &e.to_string()),
-            }
+            // Each cleaned side is sorted once, for its statistics and the comparison.
+            let x = experiment.clean(cfg.nan_strategy, cfg.outliers).sorted();
+            let y = control.clean(cfg.nan_strategy, cfg.outliers).sorted();
+            classify_samples(cfg, &x, &y, confidence)
         }
         MetricData::Counts {
             control,
@@ -188,6 +175,34 @@ pub fn classify(metric: &Metric, confidence: f64) -> MetricResult {
                 Err(e) => error(result, &e.to_string()),
             }
         }
+    }
+}
+
+/// `x` and `y`: the cleaned experiment and control values, ascending.
+fn classify_samples(cfg: &MetricConfig, x: &[f64], y: &[f64], confidence: f64) -> MetricResult {
+    let mut result = blank(cfg);
+    let compared = if x.is_empty() || y.is_empty() {
+        None
+    } else {
+        Some(compare_sorted(x, y, confidence))
+    };
+    let (experiment, control) = match &compared {
+        Some(Ok(c)) => (c.experiment.clone(), c.control.clone()),
+        _ => (Descriptive::of_sorted(x), Descriptive::of_sorted(y)),
+    };
+    result.experiment = Some(SideStats::Sample(experiment));
+    result.control = Some(SideStats::Sample(control));
+    match compared {
+        None => {
+            let side = if y.is_empty() {
+                "control"
+            } else {
+                "experiment"
+            };
+            no_data(result, cfg, side)
+        }
+        Some(Ok(c)) => judge_samples(result, cfg, &c),
+        Some(Err(e)) => error(result, &e.to_string()),
     }
 }
 

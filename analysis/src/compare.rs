@@ -53,15 +53,23 @@ pub fn compare(
     control: &[f64],
     level: f64,
 ) -> Result<Comparison, CompareError> {
-    if !(level > 0.0 && level < 1.0) {
-        return Err(CompareError::Level { level });
-    }
+    check_level(level)?;
     let x = sorted_finite(experiment, "experiment")?;
     let y = sorted_finite(control, "control")?;
-    let test = rank_test(&x, &y);
-    let shift = shift_interval(&x, &y, &test.ties, level)
+    compare_sorted(&x, &y, level)
+}
+
+/// [`compare`] of two non-empty, ascending samples of finite values without −0.0 (cleaned
+/// samples, sorted once by the caller).
+///
+/// # Errors
+/// [`CompareError`] when a side is empty or the level is outside (0, 1).
+pub(crate) fn compare_sorted(x: &[f64], y: &[f64], level: f64) -> Result<Comparison, CompareError> {
+    check_level(level)?;
+    let test = rank_test(x, y);
+    let shift = shift_interval(x, y, &test.ties, level)
         .ok_or(CompareError::Empty { side: "experiment" })?;
-    let (experiment, control) = (Descriptive::of_sorted(&x), Descriptive::of_sorted(&y));
+    let (experiment, control) = (Descriptive::of_sorted(x), Descriptive::of_sorted(y));
     let (mean_x, mean_y) = (experiment.mean, control.mean);
     let mean_ratio = if mean_x == 0.0 || mean_y == 0.0 {
         f64::NAN
@@ -82,6 +90,14 @@ pub fn compare(
         identical: x == y,
         single_value,
     })
+}
+
+fn check_level(level: f64) -> Result<(), CompareError> {
+    if level > 0.0 && level < 1.0 {
+        Ok(())
+    } else {
+        Err(CompareError::Level { level })
+    }
 }
 
 fn sorted_finite(values: &[f64], side: &'static str) -> Result<Vec<f64>, CompareError> {

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::config::{Direction, JudgeRequest, Metric, MetricData};
@@ -45,22 +46,27 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InputError {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawRequest {
+struct RawRequest<'a> {
     confidence: Option<f64>,
     thresholds: Option<ThresholdsSpec>,
     groups: Option<BTreeMap<String, f64>>,
-    metrics: Vec<RawMetric>,
+    #[serde(borrow)]
+    metrics: Vec<RawMetric<'a>>,
 }
 
 /// One metric of the input: the shared [`MetricSpec`] fields, listed here because serde cannot
-/// combine `flatten` with `deny_unknown_fields`.
+/// combine `flatten` with `deny_unknown_fields`. The sides stay unparsed text (checked to be
+/// valid JSON) until the test says whether they are samples or counts: a sample is then read
+/// straight into doubles, without a `Value` per point.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawMetric {
+struct RawMetric<'a> {
     name: String,
     group: Option<String>,
-    control: Value,
-    experiment: Value,
+    #[serde(borrow)]
+    control: &'a RawValue,
+    #[serde(borrow)]
+    experiment: &'a RawValue,
     direction: Option<Direction>,
     critical: Option<bool>,
     must_have_data: Option<bool>,
@@ -140,7 +146,7 @@ fn display_path(path: &str) -> String {
     }
 }
 
-fn validate(raw: RawRequest) -> Result<JudgeRequest, InputError> {
+fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
     let scoring = JudgementSpec {
         confidence: raw.confidence,
         thresholds: raw.thresholds,
@@ -173,7 +179,7 @@ fn validate(raw: RawRequest) -> Result<JudgeRequest, InputError> {
     })
 }
 
-fn metric(at: &str, m: RawMetric) -> Result<Metric, InputError> {
+fn metric(at: &str, m: RawMetric<'_>) -> Result<Metric, InputError> {
     let spec = MetricSpec {
         test: m.test,
         direction: m.direction,
@@ -199,17 +205,13 @@ fn metric(at: &str, m: RawMetric) -> Result<Metric, InputError> {
     Ok(Metric { config, data })
 }
 
-fn sample(at: &str, side: &str, name: &str, value: Value) -> Result<Sample, InputError> {
+fn sample(at: &str, side: &str, name: &str, raw: &RawValue) -> Result<Sample, InputError> {
     let field = format!("{at}.{side}");
-    let values: Vec<SampleValue> =
-        serde_path_to_error::deserialize(value).map_err(|e| InputError::Shape {
-            field: join_path(&field, &e.path().to_string()),
-            message: format!(
-                "{} (metric {name:?}, {side} side; expected an array of numbers)",
-                e.inner()
-            ),
-        })?;
-    Sample::new(values.into_iter().map(|v| v.0).collect()).map_err(|e| {
+    let values = match crate::json_samples::sample_array(raw.get()) {
+        Some(values) => values,
+        None => general_sample(&field, side, name, value(&field, raw)?)?,
+    };
+    Sample::new(values).map_err(|e| {
         let index = match &e {
             crate::sample::SampleError::Infinite { index, .. }
             | crate::sample::SampleError::OutOfRange { index, .. } => format!("[{index}]"),
@@ -219,6 +221,34 @@ fn sample(at: &str, side: &str, name: &str, value: Value) -> Result<Sample, Inpu
             format!("{field}{index}"),
             format!("{e} (metric {name:?}, {side} side)"),
         )
+    })
+}
+
+/// Any JSON value as a sample: the path for what [`crate::json_samples`] does not recognise,
+/// and where the error message naming the field comes from.
+fn general_sample(
+    field: &str,
+    side: &str,
+    name: &str,
+    value: Value,
+) -> Result<Vec<f64>, InputError> {
+    let values: Vec<SampleValue> =
+        serde_path_to_error::deserialize(value).map_err(|e| InputError::Shape {
+            field: join_path(field, &e.path().to_string()),
+            message: format!(
+                "{} (metric {name:?}, {side} side; expected an array of numbers)",
+                e.inner()
+            ),
+        })?;
+    Ok(values.into_iter().map(|v| v.0).collect())
+}
+
+/// The side's text as a `Value`. It is valid JSON, so this fails only on a number beyond the
+/// range of a double.
+fn value(field: &str, raw: &RawValue) -> Result<Value, InputError> {
+    serde_json::from_str(raw.get()).map_err(|e| InputError::Shape {
+        field: field.to_owned(),
+        message: e.to_string(),
     })
 }
 
@@ -234,9 +264,9 @@ fn join_path(prefix: &str, inner: &str) -> String {
 
 /// `{"events": n | [n...], "total": t | [t...]}`; lists are summed, NaN/null entries skipped.
 /// `None` when a side has no data point at all (or a zero total with no events).
-fn counts(field: &str, value: Value) -> Result<Option<Counts>, InputError> {
+fn counts(field: &str, raw: &RawValue) -> Result<Option<Counts>, InputError> {
     let raw: RawCounts =
-        serde_path_to_error::deserialize(value).map_err(|e| InputError::Shape {
+        serde_path_to_error::deserialize(value(field, raw)?).map_err(|e| InputError::Shape {
             field: join_path(field, &e.path().to_string()),
             message: format!(
                 "{} (test rateRatio expects {{\"events\": ..., \"total\": ...}})",

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod config;
 pub mod hodges_lehmann;
 pub mod input;
+mod json_samples;
 pub mod judge;
 pub mod mann_whitney;
 pub mod nullable;

@@ -6,7 +6,7 @@ Run (from the repository root, after `cargo build --release --bin kubectl-sluice
 
 1. Writes the judge input: one `mannWhitney` metric with n canary and n baseline points
    (latency-like values from a seeded Park-Miller generator, the same as the criterion bench's
-   and `scripts/bench-judge-vs-scipy.py`'s; canary shifted by +0.5), each value written as
+   and `benches/judge_scipy_sizes.py`'s; canary shifted by +0.5), each value written as
    the shortest decimal that reads back to the same double.
 2. Times `scipy.stats.mannwhitneyu(x, y, alternative='two-sided').pvalue` inside Python, the
    data already in memory as numpy arrays: median and minimum of --runs calls.
@@ -35,18 +35,7 @@ import scipy
 from scipy.stats import mannwhitneyu
 
 
-def minstd(seed, count):
-    """Park-Miller minimal standard generator; Rust and R evaluate it to the same doubles."""
-    s, out = seed, np.empty(count)
-    for i in range(count):
-        s = (s * 48271) % 2147483647
-        out[i] = s / 2147483647
-    return out
-
-
-def latency(seed, n, shift):
-    u = minstd(seed, 2 * n)
-    return 80 + 30 * u[0::2] + 2 / (1.0005 - u[1::2]) + shift
+from judge_data import latency
 
 
 def write_input(path, n):

@@ -2,7 +2,7 @@
 //! 98 % interval as exact order statistics, effect sizes, descriptive statistics) for
 //! n = m = 1,000 / 10,000 / 100,000, in wall-clock time (`compare`) and, on Linux, in CPU time
 //! of the benchmarking thread (`compare_cpu`), which stays meaningful on a shared, loaded
-//! machine. The data are the latency-like samples of `scripts/bench-judge-vs-scipy.py`, which
+//! machine. The data are the latency-like samples of `benches/judge_scipy_sizes.py`, which
 //! times scipy's `mannwhitneyu` (p-value only) on the same values both ways.
 //! `rate_ratio` times the rate-ratio test (p-value and 98 % interval) at 10^6 and 10^10 events.
 //! `judgement` times one whole judgement as the controller makes it each interval: 20 metrics,

@@ -1,6 +1,6 @@
 """Times scipy's Mann-Whitney p-value on the data of the judge's criterion bench.
 
-Run:  python3 scripts/bench-judge-vs-scipy.py        (needs numpy and scipy)
+Run:  python3 benches/judge_scipy_sizes.py        (needs numpy and scipy)
 Then: cargo bench -p sluice-analysis --bench judge
 
 Both use the same latency-like samples for n = m = 1,000 / 10,000 / 100,000 (a Park-Miller
@@ -21,17 +21,7 @@ import scipy
 from scipy.stats import mannwhitneyu
 
 
-def minstd(seed, count):
-    s, out = seed, np.empty(count)
-    for i in range(count):
-        s = (s * 48271) % 2147483647
-        out[i] = s / 2147483647
-    return out
-
-
-def latency(seed, n, shift):
-    u = minstd(seed, 2 * n)
-    return 80 + 30 * u[0::2] + 2 / (1.0005 - u[1::2]) + shift
+from judge_data import latency
 
 
 def main():

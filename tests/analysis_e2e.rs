@@ -17,12 +17,10 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use prometheus_support::{Prometheus, exporter, shared};
 use serde_json::{Value, json};
-use sluice::controller::embedded::{Embedded, EmbeddedOptions};
+use sluice::controller::embedded::Embedded;
 use sluice::crd::{
     AnalysisPhase, AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, Rollout, RolloutPhase,
 };
-use sluice::providers::MetricProviders;
-use sluice::providers::registry::{EndpointClients, EndpointFlags, MetricEndpoints};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -57,24 +55,7 @@ impl std::io::Write for LogWriter {
 /// (`NAME=URL`), and nothing else.
 fn controller(h: &Harness, prometheus: &[String]) -> Embedded {
     log();
-    let endpoints = MetricEndpoints::new(EndpointFlags {
-        prometheus: prometheus.iter().map(|p| p.parse().unwrap()).collect(),
-        ..EndpointFlags::default()
-    })
-    .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let providers = MetricProviders::standard(
-        h.client.clone(),
-        Arc::new(endpoints),
-        EndpointClients::shared_only(http),
-    );
-    h.controller_with(EmbeddedOptions {
-        providers: Some(providers),
-        ..EmbeddedOptions::default()
-    })
+    h.controller_with_prometheus(prometheus)
 }
 
 fn shared_controller(h: &Harness) -> Embedded {

@@ -20,10 +20,8 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use prometheus_support::{exporter, shared};
 use serde_json::{Value, json};
-use sluice::controller::embedded::{Embedded, EmbeddedOptions};
+use sluice::controller::embedded::Embedded;
 use sluice::crd::{AnalysisPhase, AnalysisRun, AnalysisTemplate, Rollout, RolloutPhase};
-use sluice::providers::MetricProviders;
-use sluice::providers::registry::{EndpointClients, EndpointFlags, MetricEndpoints};
 use sluice_analysis::classify::Classification;
 use sluice_analysis::score::Verdict;
 use std::collections::BTreeMap;
@@ -133,24 +131,7 @@ fn feed(ns: &str, hash: &str, profile: Profile) {
 }
 
 fn controller(h: &Harness) -> Embedded {
-    let endpoints = MetricEndpoints::new(EndpointFlags {
-        prometheus: vec![format!("test={}", shared().url()).parse().unwrap()],
-        ..EndpointFlags::default()
-    })
-    .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let providers = MetricProviders::standard(
-        h.client.clone(),
-        Arc::new(endpoints),
-        EndpointClients::shared_only(http),
-    );
-    h.controller_with(EmbeddedOptions {
-        providers: Some(providers),
-        ..EmbeddedOptions::default()
-    })
+    h.controller_with_prometheus(&[format!("test={}", shared().url())])
 }
 
 const SCOPE: &str =

@@ -53,6 +53,31 @@ impl Harness {
         Embedded::spawn(self.client.clone(), options)
     }
 
+    /// A controller whose metric providers reach only the Prometheus servers given as
+    /// `NAME=URL`, as `--prometheus NAME=URL` registers them.
+    pub fn controller_with_prometheus(&self, servers: &[String]) -> Embedded {
+        use sluice::providers::MetricProviders;
+        use sluice::providers::registry::{EndpointClients, EndpointFlags, MetricEndpoints};
+        let endpoints = MetricEndpoints::new(EndpointFlags {
+            prometheus: servers.iter().map(|p| p.parse().unwrap()).collect(),
+            ..EndpointFlags::default()
+        })
+        .unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let providers = MetricProviders::standard(
+            self.client.clone(),
+            std::sync::Arc::new(endpoints),
+            EndpointClients::shared_only(http),
+        );
+        self.controller_with(EmbeddedOptions {
+            providers: Some(providers),
+            ..EmbeddedOptions::default()
+        })
+    }
+
     pub async fn namespace(&self, name: &str) {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();

@@ -220,33 +220,55 @@ fn start(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, status: &AnalysisRunSt
         return;
     }
     let index = metric_result(status, &due.metric).map_or(0, |r| r.count);
+    spawn_task(
+        m,
+        run,
+        vec![metric.name.clone()],
+        move |m, run| async move {
+            let started = Instant::now();
+            let taker = Taker {
+                client: &m.ctx.client,
+                providers: &m.providers,
+            };
+            let taken = taker.take(&run, &metric, index, due.resume.as_ref()).await;
+            m.ctx.metrics.analysis.measured(
+                kind_of(&metric.provider),
+                phase_name(Some(taken.measurement.phase)),
+                started.elapsed().as_secs_f64(),
+            );
+            vec![inflight::Finished {
+                taken,
+                due_at: due.due_at,
+                judgement: None,
+            }]
+        },
+    );
+}
+
+/// Runs `work` (measurements of `metrics`, already marked under way) as a task holding one of
+/// the controller's measurement permits; what it finished lands in the inbox and wakes the run.
+fn spawn_task<F, Fut>(
+    m: &Arc<MeasureContext>,
+    run: &Arc<AnalysisRun>,
+    metrics: Vec<String>,
+    work: F,
+) where
+    F: FnOnce(Arc<MeasureContext>, Arc<AnalysisRun>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<inflight::Finished>> + Send,
+{
+    let uid = run.uid().unwrap_or_default();
     let (m, run) = (m.clone(), run.clone());
     tokio::spawn(async move {
         let Ok(_permit) = m.permits.acquire().await else {
-            m.inflight.abandon(&uid, &metric.name);
+            for metric in &metrics {
+                m.inflight.abandon(&uid, metric);
+            }
             return;
         };
         m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
-        let started = Instant::now();
-        let taker = Taker {
-            client: &m.ctx.client,
-            providers: &m.providers,
-        };
-        let taken = taker.take(&run, &metric, index, due.resume.as_ref()).await;
-        m.ctx.metrics.analysis.measured(
-            kind_of(&metric.provider),
-            phase_name(Some(taken.measurement.phase)),
-            started.elapsed().as_secs_f64(),
-        );
-        let due_at = due.due_at;
-        m.inflight.finish(
-            &uid,
-            inflight::Finished {
-                taken,
-                due_at,
-                judgement: None,
-            },
-        );
+        for finished in work(m.clone(), run.clone()).await {
+            m.inflight.finish(&uid, finished);
+        }
         m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
         let _ = m.wake.unbounded_send(ObjectRef::from_obj(run.as_ref()));
     });
@@ -300,15 +322,8 @@ fn start_judgement(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, due: Vec<Due
         .map(|d| d.due_at)
         .min()
         .unwrap_or_else(jiff::Timestamp::now);
-    let (m, run) = (m.clone(), run.clone());
-    tokio::spawn(async move {
-        let Ok(_permit) = m.permits.acquire().await else {
-            for metric in &metrics {
-                m.inflight.abandon(&uid, &metric.name);
-            }
-            return;
-        };
-        m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
+    let names = metrics.iter().map(|x| x.name.clone()).collect();
+    spawn_task(m, run, names, move |m, run| async move {
         let started = Instant::now();
         let taker = Taker {
             client: &m.ctx.client,
@@ -317,24 +332,19 @@ fn start_judgement(m: &Arc<MeasureContext>, run: &Arc<AnalysisRun>, due: Vec<Due
         let judged = taker.judge(&run, &metrics).await;
         let seconds = started.elapsed().as_secs_f64();
         let mut record = judged.record.map(Box::new);
-        for taken in judged.taken {
-            m.ctx.metrics.analysis.measured(
-                "judge",
-                phase_name(Some(taken.measurement.phase)),
-                seconds,
-            );
-            let judgement = record.take();
-            m.inflight.finish(
-                &uid,
+        judged
+            .taken
+            .into_iter()
+            .map(|taken| {
+                let phase = phase_name(Some(taken.measurement.phase));
+                m.ctx.metrics.analysis.measured("judge", phase, seconds);
                 inflight::Finished {
                     taken,
                     due_at,
-                    judgement,
-                },
-            );
-        }
-        m.ctx.metrics.analysis.set_in_flight(m.inflight.running());
-        let _ = m.wake.unbounded_send(ObjectRef::from_obj(run.as_ref()));
+                    judgement: record.take(),
+                }
+            })
+            .collect()
     });
 }
 

@@ -133,6 +133,21 @@ async fn kubectl(h: &Harness, ns: &str, args: &[&str]) -> Value {
     kubectl_json(h.playground.kubeconfig_path(), &all).await
 }
 
+/// The baseline ReplicaSets of `ns`, as `kubectl get replicasets -l ROLE=baseline` lists them.
+async fn baseline_replica_sets(h: &Harness, ns: &str) -> Value {
+    kubectl(
+        h,
+        ns,
+        &[
+            "get",
+            "replicasets",
+            "-l",
+            &format!("{ROLE_LABEL}=baseline"),
+        ],
+    )
+    .await
+}
+
 /// What `kubectl` shows of the baseline: `(ReplicaSets, spec.replicas, ready pods)`, the
 /// pods' hash, and the Service's selected hash.
 #[derive(Debug, PartialEq)]
@@ -146,7 +161,7 @@ struct Seen {
 
 async fn seen(h: &Harness, ns: &str) -> Seen {
     let role = format!("{ROLE_LABEL}=baseline");
-    let rs = kubectl(h, ns, &["get", "replicasets", "-l", &role]).await;
+    let rs = baseline_replica_sets(h, ns).await;
     let rs = rs["items"].as_array().unwrap().clone();
     let pods = kubectl(h, ns, &["get", "pods", "-l", &role]).await;
     let pods = pods["items"].as_array().unwrap().clone();
@@ -206,17 +221,7 @@ async fn expect_running(h: &Harness, ns: &str, v1: &str, when: &str) {
         service_hash: Some(b.clone()),
     };
     expect_seen(h, ns, &want, when).await;
-    let rs = kubectl(
-        h,
-        ns,
-        &[
-            "get",
-            "replicasets",
-            "-l",
-            &format!("{ROLE_LABEL}=baseline"),
-        ],
-    )
-    .await;
+    let rs = baseline_replica_sets(h, ns).await;
     let template = &rs["items"][0]["spec"]["template"];
     assert_eq!(
         template["spec"]["containers"][0]["image"], "example/app:1",
@@ -527,17 +532,7 @@ async fn a_new_revision_mid_rollout_gets_a_fresh_baseline() {
     w.update().await;
     let v2 = current_hash(&w.paused_at(1).await).unwrap();
     expect_running(&w.h, ns, &w.v1, "revision 2 at step 1").await;
-    let first = kubectl(
-        &w.h,
-        ns,
-        &[
-            "get",
-            "replicasets",
-            "-l",
-            &format!("{ROLE_LABEL}=baseline"),
-        ],
-    )
-    .await;
+    let first = baseline_replica_sets(&w.h, ns).await;
     let first_uid = first["items"][0]["metadata"]["uid"].clone();
     w.h.set_image(ns, "web", "example/app:3").await;
     let r =
@@ -547,17 +542,7 @@ async fn a_new_revision_mid_rollout_gets_a_fresh_baseline() {
         .await;
     expect3(&w, smi, smi3, (20, 20, 60), "revision 3 at step 1").await;
     expect_running(&w.h, ns, &w.v1, "revision 3 at step 1").await;
-    let now = kubectl(
-        &w.h,
-        ns,
-        &[
-            "get",
-            "replicasets",
-            "-l",
-            &format!("{ROLE_LABEL}=baseline"),
-        ],
-    )
-    .await;
+    let now = baseline_replica_sets(&w.h, ns).await;
     let baseline = &now["items"][0]["metadata"];
     assert_ne!(
         baseline["uid"], first_uid,

@@ -6,6 +6,35 @@ use super::hash::TemplateDigest;
 use super::model::{Action, Observed, ObservedAnalysisRun, ObservedReplicaSet};
 use crate::crd::{AnalysisPhase, POD_TEMPLATE_HASH_LABEL};
 
+/// A ReplicaSet the controller created, with no pod available yet (unless it exists already).
+fn create(
+    observed: &mut Observed,
+    name: &str,
+    pod_template_hash: &str,
+    template: TemplateDigest,
+    replicas: i32,
+    revision: i64,
+    baseline: bool,
+) {
+    if observed.replica_sets.iter().any(|rs| rs.name == name) {
+        return;
+    }
+    observed.replica_sets.push(ObservedReplicaSet {
+        name: name.to_owned(),
+        pod_template_hash: Some(pod_template_hash.to_owned()),
+        template,
+        desired_replicas: replicas,
+        replicas,
+        ready_replicas: 0,
+        available_replicas: 0,
+        revision: Some(revision),
+        scale_down_deadline: None,
+        created_at: None,
+        deleting: false,
+        baseline,
+    });
+}
+
 /// Applies `actions` to `observed` as the controller and the API server would, with no pod
 /// becoming available (scaling down removes unavailable pods first, as ReplicaSets do).
 pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
@@ -18,50 +47,30 @@ pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
                 replicas,
                 revision,
                 ..
-            } => {
-                if observed.replica_sets.iter().any(|rs| &rs.name == name) {
-                    continue;
-                }
-                observed.replica_sets.push(ObservedReplicaSet {
-                    name: name.clone(),
-                    pod_template_hash: Some(pod_template_hash.clone()),
-                    template: TemplateDigest::of(template),
-                    desired_replicas: *replicas,
-                    replicas: *replicas,
-                    ready_replicas: 0,
-                    available_replicas: 0,
-                    revision: Some(*revision),
-                    scale_down_deadline: None,
-                    created_at: None,
-                    deleting: false,
-                    baseline: false,
-                });
-            }
+            } => create(
+                observed,
+                name,
+                pod_template_hash,
+                TemplateDigest::of(template),
+                *replicas,
+                *revision,
+                false,
+            ),
             Action::CreateBaselineReplicaSet {
                 name,
                 pod_template_hash,
                 replicas,
                 revision,
                 ..
-            } => {
-                if observed.replica_sets.iter().any(|rs| &rs.name == name) {
-                    continue;
-                }
-                observed.replica_sets.push(ObservedReplicaSet {
-                    name: name.clone(),
-                    pod_template_hash: Some(pod_template_hash.clone()),
-                    template: super::baseline::simulated_digest(),
-                    desired_replicas: *replicas,
-                    replicas: *replicas,
-                    ready_replicas: 0,
-                    available_replicas: 0,
-                    revision: Some(*revision),
-                    scale_down_deadline: None,
-                    created_at: None,
-                    deleting: false,
-                    baseline: true,
-                });
-            }
+            } => create(
+                observed,
+                name,
+                pod_template_hash,
+                super::baseline::simulated_digest(),
+                *replicas,
+                *revision,
+                true,
+            ),
             Action::ScaleReplicaSet { name, replicas } => {
                 if let Some(rs) = observed.replica_sets.iter_mut().find(|r| &r.name == name) {
                     rs.desired_replicas = *replicas;

@@ -153,7 +153,7 @@ impl Taker<'_> {
             });
         }
         let request = judge::request(&fetched, run.spec.judgement.as_ref())?;
-        Ok((judge::run(&request), control, window))
+        Ok((sluice_analysis::judge(&request), control, window))
     }
 }
 

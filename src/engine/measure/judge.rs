@@ -17,13 +17,13 @@ use crate::engine::duration::parse_pause_duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sluice_analysis::Judgement;
 use sluice_analysis::classify::Classification;
 use sluice_analysis::config::{JudgeRequest, Metric as JudgedMetric, MetricData};
 use sluice_analysis::rate_ratio::Counts;
 use sluice_analysis::sample::Sample;
 use sluice_analysis::score::Verdict;
 use sluice_analysis::spec::{JudgementSpec, Test};
-use sluice_analysis::{Judgement, judge};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -315,11 +315,6 @@ fn counts(data: &SideData) -> Option<Counts> {
         events: events as u64,
         total,
     })
-}
-
-/// Runs the judge.
-pub fn run(request: &JudgeRequest) -> Judgement {
-    judge(request)
 }
 
 /// The phase a verdict gives every judge metric's measurement.

@@ -197,7 +197,7 @@ fn fetched_data_becomes_the_judges_request_and_its_verdict_the_phase() {
         ),
         fetched(&errors, counts(10.2, 10_000.0), counts(9.8, 10_000.0)),
     ];
-    let j = judge::run(&judge::request(&good, None).unwrap());
+    let j = sluice_analysis::judge(&judge::request(&good, None).unwrap());
     assert_eq!((j.score, j.result), (100.0, Verdict::Pass), "{j:#?}");
     assert_eq!(judge::phase(j.result), AnalysisPhase::Successful);
     let m = judge::measurement(&j, "latency", at(0), at(1));
@@ -212,7 +212,7 @@ fn fetched_data_becomes_the_judges_request_and_its_verdict_the_phase() {
         ),
         fetched(&errors, counts(60.0, 10_000.0), counts(10.0, 10_000.0)),
     ];
-    let j = judge::run(&judge::request(&bad, None).unwrap());
+    let j = sluice_analysis::judge(&judge::request(&bad, None).unwrap());
     assert_eq!((j.score, j.result), (0.0, Verdict::Fail), "{j:#?}");
     assert_eq!(judge::phase(j.result), AnalysisPhase::Failed);
     assert_eq!(judge::failing(&j), ["latency (High)", "errors (High)"]);
@@ -234,7 +234,7 @@ fn fetched_data_becomes_the_judges_request_and_its_verdict_the_phase() {
         }),
         ..JudgementSpec::default()
     };
-    let j = judge::run(&judge::request(&half, Some(&scoring)).unwrap());
+    let j = sluice_analysis::judge(&judge::request(&half, Some(&scoring)).unwrap());
     assert_eq!((j.score, j.result), (50.0, Verdict::Marginal));
     assert_eq!(judge::phase(j.result), AnalysisPhase::Inconclusive);
 }
@@ -261,7 +261,7 @@ fn missing_infinite_and_empty_data_are_no_data_never_a_panic() {
             },
         ),
     ];
-    let j = judge::run(&judge::request(&data, None).unwrap());
+    let j = sluice_analysis::judge(&judge::request(&data, None).unwrap());
     assert!(
         j.metrics
             .iter()
@@ -280,7 +280,7 @@ fn the_history_keeps_the_latest_scores_only() {
         SideData::Values(same.clone()),
         SideData::Values(same),
     )];
-    let j = judge::run(&judge::request(&data, None).unwrap());
+    let j = sluice_analysis::judge(&judge::request(&data, None).unwrap());
     let mut record = None;
     for i in 0..(judge::HISTORY as i64 + 5) {
         record = Some(judge::record(

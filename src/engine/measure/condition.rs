@@ -4,7 +4,8 @@
 //!
 //! Preparation (`source`) substitutes `{{args.NAME}}` and expr's `and`/`or`/`not`; the parsed
 //! tree is checked for unknown names and its arithmetic made to promote ints to doubles
-//! (`cel_ext`). docs/analysis-conditions.md lists every difference from Argo's expr.
+//! (`cel_ext`). docs/analysis.md, "Differences from Argo Rollouts (expr)", lists every
+//! difference from Argo's expr.
 
 use super::{cel_ext, source};
 use crate::crd::AnalysisPhase;

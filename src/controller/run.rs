@@ -195,6 +195,7 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
     let by_service = Index::new(service_names);
     let by_workload = Index::new(workload_names);
     let by_template = Index::new(super::templates::template_names);
+    let by_claim = Index::new(super::index::claim_keys);
     // The Controller's own watch, built here so its cache is trimmed, it feeds the indexes and
     // its events are noted for the queue depth. As `Controller::new` does: applied objects only;
     // deletion runs through the finalizer.
@@ -205,7 +206,12 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         api::<Rollout>(&client, ns),
         rollout_config,
         keep_all,
-        vec![by_service.clone(), by_workload.clone(), by_template.clone()],
+        vec![
+            by_service.clone(),
+            by_workload.clone(),
+            by_template.clone(),
+            by_claim.clone(),
+        ],
     );
     let rollout_stream = reflector::reflector(rollout_writer, events)
         .backoff(WatchBackoff::default())
@@ -284,6 +290,10 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         analysis_templates,
         cluster_analysis_templates,
         templates_synced,
+        claims: super::index::Claims {
+            index: by_claim,
+            allow_cross_namespace_routing: settings.allow_cross_namespace_routing,
+        },
     };
     {
         let stores = stores.clone();

@@ -1,7 +1,8 @@
 //! Tenancy end to end: a Rollout naming an HTTPRoute another Rollout claimed first, a route in
 //! another namespace without `--allow-cross-namespace-routing`, and the API server's own
 //! `kubernetes` Service each get `InvalidSpec` and an Event naming the problem, and nothing in
-//! the cluster changes: no ReplicaSet, the route and the Service as they were. With the flag, the
+//! the cluster changes: no ReplicaSet, the route and the Service as they were. When the first
+//! claimant of a Deployment is deleted, the next one proceeds. With the flag, the
 //! Rollout routing through the other namespace becomes healthy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -180,5 +181,68 @@ async fn claims_cross_namespace_routes_and_the_api_server_service_are_refused() 
         remote_before,
         "the first revision keeps all traffic on stable"
     );
+    controller.stop().await;
+}
+
+fn workload_rollout(name: &str) -> String {
+    format!(
+        "apiVersion: sluice.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: legacy}}
+  workloadRef: {{apiVersion: apps/v1, kind: Deployment, name: legacy}}
+  strategy:
+    canary:
+      steps:
+        - setWeight: 50
+"
+    )
+}
+
+/// Two Rollouts taking their template from one Deployment: the second waits with InvalidSpec
+/// naming the first, and proceeds on its own once the first is deleted.
+#[tokio::test]
+async fn the_next_claimant_proceeds_once_the_first_is_gone() {
+    let h = Harness::start().await;
+    let controller = h.controller();
+    let ns = "claims";
+    h.namespace(ns).await;
+    h.apply_yaml(
+        ns,
+        "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: legacy}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: legacy}
+  template:
+    metadata:
+      labels: {app: legacy}
+    spec:
+      containers:
+        - name: app
+          image: example/legacy:1
+",
+    )
+    .await;
+    h.apply_yaml(ns, &workload_rollout("first")).await;
+    h.first_revision_healthy(ns, "first").await;
+    h.apply_yaml(ns, &workload_rollout("second")).await;
+    refused(
+        &h,
+        ns,
+        "second",
+        r#"Deployment "legacy" is already claimed by Rollout "first""#,
+    )
+    .await;
+    h.delete_rollout(ns, "first").await;
+    h.wait_rollout(ns, "second", "healthy once the first is gone", |r| {
+        invalid_spec(r).is_none() && stable_hash(r).is_some()
+    })
+    .await;
     controller.stop().await;
 }

@@ -3,7 +3,8 @@
 //! `InvalidSpec` naming the field and the problem. Later stages only take `ValidatedRollout`.
 //! Pure; one submodule per concern: the pod template (`pod_template`), canary steps (`steps`),
 //! traffic routing (`traffic`), analysis references (`analysis`), what the Rollout may claim
-//! in its namespace (`tenancy`), and the two strategies (`canary`, `bluegreen`).
+//! in its namespace (`tenancy`), the two strategies (`canary`, `bluegreen`), and the API's
+//! lexical rules for quantities, names and labels (`syntax`, shared with the playground).
 
 mod analysis;
 mod bluegreen;

@@ -862,3 +862,115 @@ async fn watcher_and_reflector_survive_a_forced_410() {
     }
     pg.shutdown().await;
 }
+
+/// Built-in kinds are validated as kube-apiserver validates them: a 422 `Invalid` whose
+/// `details.causes` name each field (pod template labels, container names and images, ports,
+/// negative quantities), and a 400 for a quantity that does not parse (decoding fails first on
+/// a real server). Nothing is stored.
+#[tokio::test]
+async fn built_in_pod_templates_are_validated_like_kube_apiserver() {
+    let pg = start().await;
+    let deployments: Api<Deployment> = Api::namespaced(pg.client(), "default");
+    let mut bad = deployment("bad-fields");
+    let template = bad.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+    template.containers[0].name = "App_1".into();
+    template.containers[1].image = None;
+    template.containers[1].ports = Some(vec![
+        serde_json::from_value(json!({"containerPort": 70000, "name": "HTTP"})).unwrap(),
+    ]);
+    template.containers[1].resources =
+        Some(serde_json::from_value(json!({"requests": {"cpu": "-1"}})).unwrap());
+    let labels = bad
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .metadata
+        .as_mut()
+        .unwrap();
+    labels
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("tier".into(), "front end".into());
+    let err = api_error(
+        deployments
+            .create(&PostParams::default(), &bad)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"), "{err:?}");
+    let causes = err.details.clone().unwrap().causes;
+    let fields: Vec<(&str, &str)> = causes
+        .iter()
+        .map(|c| (c.reason.as_str(), c.field.as_str()))
+        .collect();
+    let c = "spec.template.spec.containers";
+    assert_eq!(
+        fields,
+        [
+            ("FieldValueInvalid", "spec.template.metadata.labels"),
+            (
+                "FieldValueInvalid",
+                &*format!("{c}[1].resources.requests[cpu]")
+            ),
+            ("FieldValueInvalid", &*format!("{c}[0].name")),
+            ("FieldValueRequired", &*format!("{c}[1].image")),
+            (
+                "FieldValueInvalid",
+                &*format!("{c}[1].ports[0].containerPort")
+            ),
+            ("FieldValueInvalid", &*format!("{c}[1].ports[0].name")),
+        ],
+        "{err:?}"
+    );
+    assert!(
+        err.message
+            .starts_with("Deployment.apps \"bad-fields\" is invalid: ")
+            || err
+                .message
+                .starts_with("Deployment \"bad-fields\" is invalid: "),
+        "{err:?}"
+    );
+    assert!(
+        causes[0]
+            .message
+            .starts_with("Invalid value: \"front end\": a valid label must be an empty string"),
+        "{causes:?}"
+    );
+
+    let mut unparseable = deployment("bad-quantity");
+    unparseable
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .resources =
+        Some(serde_json::from_value(json!({"limits": {"memory": "invalid"}})).unwrap());
+    let err = api_error(
+        deployments
+            .create(&PostParams::default(), &unparseable)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (err.code, err.reason.as_str()),
+        (400, "BadRequest"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.message,
+        "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+    for name in ["bad-fields", "bad-quantity"] {
+        assert!(
+            deployments.get_opt(name).await.unwrap().is_none(),
+            "{name} not stored"
+        );
+    }
+    pg.shutdown().await;
+}

@@ -674,3 +674,55 @@ async fn sluice_crds_and_example_rollouts_apply() {
     );
     pg.shutdown().await;
 }
+
+/// kubectl shows a built-in object the playground refuses as it shows kube-apiserver's answer:
+/// each invalid field of a 422, and a quantity that does not parse as a 400 from decoding.
+#[tokio::test]
+async fn kubectl_reports_invalid_pod_templates_field_by_field() {
+    let pg = start().await;
+    let manifest = |container: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: bad}}\nspec:\n  selector: {{matchLabels: {{app: bad}}}}\n  template:\n    metadata: {{labels: {{app: bad}}}}\n    spec:\n      containers:\n      - {container}\n"
+        )
+    };
+    let fields = run(
+        &pg,
+        &["apply", "-f", "-"],
+        Some(&manifest(
+            "{name: App_1, image: app:1, ports: [{containerPort: 70000}]}",
+        )),
+    )
+    .await;
+    let err = String::from_utf8_lossy(&fields.stderr);
+    assert!(!fields.status.success(), "{err}");
+    for want in [
+        "is invalid",
+        "spec.template.spec.containers[0].name: Invalid value: \"App_1\": a lowercase RFC 1123 label",
+        "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+    let quantity = run(
+        &pg,
+        &["apply", "-f", "-"],
+        Some(&manifest(
+            "{name: app, image: app:1, resources: {limits: {memory: invalid}}}",
+        )),
+    )
+    .await;
+    let err = String::from_utf8_lossy(&quantity.stderr);
+    assert!(
+        !quantity.status.success()
+            && err.contains("Error from server (BadRequest)")
+            && err.contains("Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression"),
+        "{err}"
+    );
+    assert!(
+        !run(&pg, &["get", "deployment", "bad"], None)
+            .await
+            .status
+            .success(),
+        "nothing stored"
+    );
+    pg.shutdown().await;
+}

@@ -505,3 +505,97 @@ fn reconciled_status_covers_the_current_generation() {
         json!({"observedGeneration": 4, "conditions": [{"type": "Reconciled", "status": "False"}]});
     assert_eq!(istio::reconciled(&vs), Some(false));
 }
+
+/// A TLS-only VirtualService (no `spec.http`) whose Rollout still names an HTTP route in
+/// `routes`: as in Argo Rollouts, the HTTP routes are skipped and the TLS route is split.
+#[test]
+fn tls_only_virtual_service_skips_the_named_http_routes() {
+    let vs = yaml(
+        r#"
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: shop-vs, namespace: apps}
+spec:
+  hosts: [shop.example.com]
+  tls:
+  - match: [{port: 443, sniHosts: [shop.example.com]}]
+    route:
+    - destination: {host: shop-stable}
+      weight: 100
+    - destination: {host: shop-canary}
+      weight: 0
+"#,
+    );
+    let cfg = IstioVirtualService {
+        name: "shop-vs".into(),
+        routes: vec!["primary".into()],
+        tls_routes: vec![IstioTlsRoute {
+            port: Some(443),
+            sni_hosts: vec!["shop.example.com".into()],
+        }],
+        ..Default::default()
+    };
+    let split = Split::new(&weights(30, &[]), 100);
+    let out = istio::set_weights(&vs, &cfg, &host_mode(), &split, &managed()).unwrap();
+    assert_valid(VS, V, &out);
+    assert_eq!(
+        weights_of(&out["spec"]["tls"][0]),
+        pairs(&[("shop-stable", 70), ("shop-canary", 30)]),
+        "{out:#}"
+    );
+    assert!(
+        out["spec"].get("http").is_none(),
+        "no HTTP section invented: {out:#}"
+    );
+}
+
+/// Argo Rollouts' own subset-split example (`examples/istio/istio-subset-split.yaml`), with only
+/// the apiVersion changed: its Rollout names no canaryService or stableService, passes
+/// validation, and its VirtualService and DestinationRule take a 10 % step.
+#[test]
+fn argo_subset_split_example_needs_no_canary_or_stable_service() {
+    let path = traffic_common::upstream_dir()
+        .join("../manifests/argo-rollouts/examples__istio__istio-subset-split.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let text = text.replace("argoproj.io/v1alpha1", "sluice.dev/v1alpha1");
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let of = |kind: &str| docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
+    let mut rollout: sluice::crd::Rollout = serde_json::from_value(of("Rollout")).unwrap();
+    rollout.metadata.namespace = Some("default".into());
+    let validated = sluice::engine::validate(&rollout, &sluice::engine::Observed::default());
+    assert!(validated.is_ok(), "{validated:?}");
+
+    let istio_cfg = rollout.spec.strategy.canary.as_ref().unwrap();
+    let istio_cfg = istio_cfg
+        .traffic_routing
+        .as_ref()
+        .unwrap()
+        .istio
+        .as_ref()
+        .unwrap();
+    let vs_cfg = istio_cfg.virtual_service.clone().unwrap();
+    let dr_cfg = istio_cfg.destination_rule.clone().unwrap();
+    let split = Split::new(&weights(10, &[]), 100);
+    let out =
+        istio::set_weights(&of("VirtualService"), &vs_cfg, &subset_mode(), &split, &[]).unwrap();
+    assert_eq!(
+        weights_of(&out["spec"]["http"][0]),
+        pairs(&[("stable", 90), ("canary", 10)]),
+        "{out:#}"
+    );
+    let dr = istio::set_subset_hashes(
+        &of("DestinationRule"),
+        &dr_cfg,
+        Some("c4n"),
+        Some("s7b"),
+        &[],
+    )
+    .unwrap();
+    assert_valid(DR, V, &dr);
+    assert_eq!(
+        dr["spec"]["subsets"][1]["labels"]["rollouts-pod-template-hash"], "c4n",
+        "{dr:#}"
+    );
+}

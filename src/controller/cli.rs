@@ -114,6 +114,10 @@ pub struct ControllerArgs {
     /// provider's timeout); further due measurements wait for a free place.
     #[arg(long, env = "SLUICE_MEASUREMENTS_AT_ONCE", default_value_t = 64)]
     pub measurements_at_once: usize,
+    /// Let Rollouts name routing objects in other namespaces (`gatewayAPI.namespace`, Istio
+    /// `namespace/name`); refused with InvalidSpec otherwise.
+    #[arg(long, env = "SLUICE_ALLOW_CROSS_NAMESPACE_ROUTING")]
+    pub allow_cross_namespace_routing: bool,
 }
 
 /// Install the global tracing subscriber.
@@ -243,6 +247,7 @@ pub async fn run_controller(
         identity,
         traffic_plugins,
         measurements_at_once: args.measurements_at_once,
+        allow_cross_namespace_routing: args.allow_cross_namespace_routing,
         ..Settings::default()
     };
     tracing::info!(

@@ -67,6 +67,8 @@ pub struct Stores {
     pub cluster_analysis_templates: Store<ClusterAnalysisTemplate>,
     /// Set once both template caches have synced.
     pub templates_synced: Arc<AtomicBool>,
+    /// Rollouts by the objects they claim, and the cross-namespace routing policy.
+    pub claims: super::index::Claims,
 }
 
 /// Settings of the controller that are not clients (from the CLI flags).
@@ -90,6 +92,8 @@ pub struct Settings {
     pub traffic_plugins: PluginRegistry,
     /// Measurements of AnalysisRuns taken at once, over all runs.
     pub measurements_at_once: usize,
+    /// Rollouts may name routing objects in other namespaces.
+    pub allow_cross_namespace_routing: bool,
 }
 
 impl Default for Settings {
@@ -104,6 +108,7 @@ impl Default for Settings {
             identity: "sluice-controller".into(),
             traffic_plugins: PluginRegistry::default(),
             measurements_at_once: 64,
+            allow_cross_namespace_routing: false,
         }
     }
 }

@@ -1,11 +1,14 @@
 //! Reverse indexes over the reflector caches, so that observe and the watch mappers look up the
 //! few objects they need instead of scanning a whole cache: children by controller-owner uid,
-//! Rollouts by the Service or Deployment names they reference. Kept exact by feeding them the
-//! same watcher events the stores see (including relists). Touches nothing but its own maps.
+//! Rollouts by the Service or Deployment names they reference, Rollouts by the objects they
+//! claim (`engine::validate::claims`), so observe can tell which claims another Rollout holds
+//! first. Kept exact by feeding them the same watcher events the stores see (including
+//! relists). Touches nothing but its own maps and the Rollout store it is given.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use crate::crd::Rollout;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::Resource;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -159,6 +162,70 @@ fn controller_of(owners: &[OwnerReference]) -> Vec<String> {
         .collect()
 }
 
+/// The keys of the objects a Rollout claims: `Kind/namespace/name`.
+pub fn claim_keys(rollout: &Rollout) -> Vec<String> {
+    crate::engine::validate::claims(rollout)
+        .iter()
+        .map(crate::engine::validate::Claim::key)
+        .collect()
+}
+
+/// Who claims what among the Rollouts of a namespace, and whether routes may leave it.
+#[derive(Clone, Debug)]
+pub struct Claims {
+    /// Rollouts by `claim_keys`.
+    pub index: Index<Rollout>,
+    /// `--allow-cross-namespace-routing`.
+    pub allow_cross_namespace_routing: bool,
+}
+
+/// A claimant's place in line: creation time, then name. `None` (never set by a real API
+/// server) sorts first, so the order stays total.
+type Place<'a> = (Option<&'a Time>, &'a str);
+
+/// The first of `others` in line, when it comes before `me`.
+fn first_before<'a>(me: Place<'_>, others: impl Iterator<Item = Place<'a>>) -> Option<&'a str> {
+    let before = |(t, n): &Place<'_>| (t.map(|t| t.0), *n) < (me.0.map(|t| t.0), me.1);
+    others
+        .filter(before)
+        .min_by_key(|(t, n)| (t.map(|t| t.0), *n))
+        .map(|(_, n)| n)
+}
+
+impl Claims {
+    /// For each object `rollout` claims, the Rollout that claimed it first, when that is
+    /// another one: `Claim::key` → its name.
+    pub fn claimed_by(
+        &self,
+        rollout: &Rollout,
+        rollouts: &Store<Rollout>,
+    ) -> std::collections::BTreeMap<String, String> {
+        let namespace = rollout.meta().namespace.clone().unwrap_or_default();
+        let name = rollout.meta().name.clone().unwrap_or_default();
+        let me = (rollout.meta().creation_timestamp.as_ref(), name.as_str());
+        let mut out = std::collections::BTreeMap::new();
+        for key in claim_keys(rollout) {
+            let others: Vec<_> = self
+                .index
+                .lookup(&namespace, &key)
+                .into_iter()
+                .filter(|r| r.name != name)
+                .filter_map(|r| rollouts.get(&r))
+                .collect();
+            let places = others.iter().map(|r| {
+                (
+                    r.meta().creation_timestamp.as_ref(),
+                    r.meta().name.as_deref().unwrap_or_default(),
+                )
+            });
+            if let Some(first) = first_before(me, places) {
+                out.insert(key, first.to_owned());
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +296,25 @@ mod tests {
             "b-1 vanished while unwatched"
         );
         assert_eq!(names(&index, "u3"), ["c-1"]);
+    }
+
+    #[test]
+    fn the_first_claimant_is_the_oldest_then_the_smallest_name() {
+        let t = |s: &str| Time(s.parse().unwrap());
+        let (early, late) = (t("2026-01-01T00:00:00Z"), t("2026-01-02T00:00:00Z"));
+        let others = || [(Some(&late), "b"), (Some(&early), "z"), (Some(&early), "c")].into_iter();
+        assert_eq!(first_before((Some(&late), "a"), others()), Some("c"));
+        assert_eq!(
+            first_before((Some(&early), "d"), others()),
+            Some("c"),
+            "same time: by name"
+        );
+        assert_eq!(
+            first_before((Some(&early), "a"), others()),
+            None,
+            "a is first"
+        );
+        assert_eq!(first_before((Some(&late), "a"), std::iter::empty()), None);
     }
 
     #[test]

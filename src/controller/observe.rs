@@ -7,7 +7,7 @@ use super::context::Stores;
 use crate::crd::{AnalysisPhase, AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout, TrafficWeights};
 use crate::engine::{
     AnalysisKind, MANAGED_BY_ANNOTATION, Observed, ObservedAnalysisRun, ObservedReplicaSet,
-    ObservedService, ObservedWorkload,
+    ObservedService, ObservedWorkload, Tenancy,
 };
 use crate::traffic::{RouteContext, TrafficError, TrafficRouter};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -124,7 +124,33 @@ pub fn observe(rollout: &Rollout, stores: &Stores) -> Result<Observed, ObserveEr
         // Restarts by eviction are not wired yet: the engine sees "not counted".
         pods_to_restart: None,
         analysis_templates: super::templates::observe(rollout, &namespace, stores),
+        tenancy: observe_tenancy(rollout, &namespace, stores),
     })
+}
+
+/// Labels by which the API server's own Service is known (the `kubernetes` Service in
+/// `default` carries both); a Rollout never manages such a Service.
+const API_SERVER_LABELS: [(&str, &str); 2] =
+    [("component", "apiserver"), ("provider", "kubernetes")];
+
+fn observe_tenancy(rollout: &Rollout, namespace: &str, stores: &Stores) -> Tenancy {
+    let api_server_services = service_names(rollout)
+        .into_iter()
+        .filter(|name| {
+            let key = ObjectRef::new(name).within(namespace);
+            stores.services.get(&key).is_some_and(|svc| {
+                let labels = svc.labels();
+                API_SERVER_LABELS
+                    .iter()
+                    .any(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+            })
+        })
+        .collect();
+    Tenancy {
+        allow_cross_namespace_routing: stores.claims.allow_cross_namespace_routing,
+        claimed_by: stores.claims.claimed_by(rollout, &stores.rollouts),
+        api_server_services,
+    }
 }
 
 /// The Services a Rollout's strategy names, without duplicates.

@@ -195,18 +195,35 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
     let by_service = Index::new(service_names);
     let by_workload = Index::new(workload_names);
     let by_template = Index::new(super::templates::template_names);
+    let by_claim = Index::new(super::index::claim_keys);
     // The Controller's own watch, built here so its cache is trimmed, it feeds the indexes and
     // its events are noted for the queue depth. As `Controller::new` does: applied objects only;
     // deletion runs through the finalizer.
     let (rollouts, rollout_writer) = reflector::store();
     let triggers = Triggers::new(metrics.clone(), rollouts.clone());
     let noted = triggers.clone();
+    // A deleted Rollout frees its claims: the Rollouts waiting on them (InvalidSpec, which
+    // waits for a change) are reconciled again so the next in line can proceed.
+    let (freed_tx, freed_rx) = futures::channel::mpsc::unbounded();
+    let claimants = by_claim.clone();
     let events = trimmed_events(
         api::<Rollout>(&client, ns),
         rollout_config,
         keep_all,
-        vec![by_service.clone(), by_workload.clone(), by_template.clone()],
-    );
+        vec![
+            by_service.clone(),
+            by_workload.clone(),
+            by_template.clone(),
+            by_claim.clone(),
+        ],
+    )
+    .inspect(move |event| {
+        if let Ok(watcher::Event::Delete(gone)) = event {
+            for rival in rivals(&claimants, gone) {
+                let _ = freed_tx.unbounded_send(rival);
+            }
+        }
+    });
     let rollout_stream = reflector::reflector(rollout_writer, events)
         .backoff(WatchBackoff::default())
         .applied_objects()
@@ -284,6 +301,10 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         analysis_templates,
         cluster_analysis_templates,
         templates_synced,
+        claims: super::index::Claims {
+            index: by_claim,
+            allow_cross_namespace_routing: settings.allow_cross_namespace_routing,
+        },
     };
     {
         let stores = stores.clone();
@@ -358,6 +379,7 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
             },
         )
         .reconcile_all_on(rollouts_became_leader)
+        .reconcile_on(freed_rx)
         .trigger_backoff(WatchBackoff::default())
         .with_config(ControllerConfig::default().concurrency(concurrency))
         .graceful_shutdown_on(stopped(stop_rx))
@@ -405,6 +427,20 @@ fn rollouts_using_cluster_template(
         })
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
+}
+
+/// The other Rollouts of `rollout`'s namespace that claim one of the objects it claims.
+fn rivals(by_claim: &Index<Rollout>, rollout: &Rollout) -> Vec<ObjectRef<Rollout>> {
+    let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+    let name = rollout.metadata.name.clone().unwrap_or_default();
+    let mut out: Vec<ObjectRef<Rollout>> = super::index::claim_keys(rollout)
+        .iter()
+        .flat_map(|key| by_claim.lookup(&namespace, key))
+        .filter(|r| r.name != name)
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    out
 }
 
 /// The Rollouts in `obj`'s namespace whose indexed names include `obj`'s name.

@@ -9,7 +9,7 @@ use crate::crd::{
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Annotation on a ReplicaSet: the Rollout revision it belongs to.
@@ -41,6 +41,21 @@ pub struct Observed {
     /// `None` when it does not exist, else the problems validation found in it (empty when it
     /// is usable). A template absent from the map was not looked up and is not checked.
     pub analysis_templates: BTreeMap<TemplateKey, Option<Vec<String>>>,
+    /// What the Rollout may claim in its namespace (`validate::tenancy`).
+    pub tenancy: Tenancy,
+}
+
+/// Tenancy: whether routes may live in other namespaces, and which of the objects the spec
+/// references (`validate::claims`) another Rollout claimed first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tenancy {
+    /// The controller runs with `--allow-cross-namespace-routing`.
+    pub allow_cross_namespace_routing: bool,
+    /// `Claim::key` → the Rollout that claimed it first (creation time, then name).
+    pub claimed_by: BTreeMap<String, String>,
+    /// Services the spec names that front the Kubernetes API server (labelled
+    /// `component=apiserver` or `provider=kubernetes`).
+    pub api_server_services: BTreeSet<String>,
 }
 
 /// An analysis template reference: `(cluster_scope, name)`.

@@ -274,7 +274,7 @@ fn cause(reason: &str, field: &str, message: String) -> Cause {
 /// # Errors
 /// `Invalid` with one cause per violation.
 pub fn validate(kind: &str, group: &str, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
-    let mut causes = Vec::new();
+    let mut causes = super::pod_validation::causes(kind, obj)?;
     match kind {
         "Deployment" | "ReplicaSet" => {
             match obj.pointer("/spec/selector") {

@@ -16,6 +16,7 @@ mod http;
 mod openapi;
 pub mod ops;
 mod patch;
+mod pod_validation;
 pub mod prometheus;
 mod protobuf;
 pub mod registry;

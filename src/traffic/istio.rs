@@ -158,12 +158,17 @@ fn list<'a>(vs: &'a Value, key: &str) -> &'a [Value] {
 }
 
 /// The indices of the HTTP routes that carry the split: the named ones, or the only
-/// non-managed route when none are named and no TLS or TCP route is configured.
+/// non-managed route when none are named and no TLS or TCP route is configured. A
+/// VirtualService without `spec.http` has none to split, whatever `routes` names: Argo Rollouts
+/// skips the HTTP routes of such a VirtualService (TLS- or TCP-only) rather than failing.
 fn http_targets(
     vs: &Value,
     cfg: &IstioVirtualService,
     managed: &[String],
 ) -> Result<Vec<usize>, String> {
+    if vs.pointer("/spec/http").is_none_or(Value::is_null) {
+        return Ok(Vec::new());
+    }
     let http = list(vs, "http");
     if cfg.routes.is_empty() {
         if !cfg.tls_routes.is_empty() || !cfg.tcp_routes.is_empty() {

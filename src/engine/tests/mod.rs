@@ -9,3 +9,4 @@ mod fixtures;
 mod misc_tests;
 mod props;
 mod traffic_tests;
+mod validate_tests;

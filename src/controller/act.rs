@@ -476,3 +476,38 @@ pub fn build_replica_set(
         status: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        }
+    }
+
+    #[test]
+    fn a_name_taken_by_another_owner_is_an_error_naming_both() {
+        let mut rollout = Rollout::new("web", Default::default());
+        rollout.metadata.uid = Some("mine".into());
+        let ours = [owner("Rollout", "web", "mine", true)];
+        assert!(check_owner(&rollout, "ReplicaSet", "web-abc", &ours).is_ok());
+
+        let theirs = [owner("Deployment", "other", "theirs", true)];
+        let err = check_owner(&rollout, "ReplicaSet", "web-abc", &theirs).unwrap_err();
+        assert_eq!(err.category(), "ObjectOwnedByAnother");
+        let text = err.to_string();
+        assert!(
+            text.contains("ReplicaSet web-abc") && text.contains("owned by Deployment/other"),
+            "{text}"
+        );
+        let err = check_owner(&rollout, "ReplicaSet", "web-abc", &[]).unwrap_err();
+        assert!(err.to_string().contains("not owned by anyone"), "{err}");
+    }
+}

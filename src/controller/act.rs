@@ -1,26 +1,29 @@
 //! Act: interpret each `Action` of a `Decision` against the API server, idempotently. Writes
 //! ReplicaSets, Service selectors, AnalysisRuns and the `workloadRef` Deployment's scale, and
-//! calls the traffic routers; every write uses field manager `sluice-controller` and is
-//! refused once this replica is no longer the leader. Never writes the Rollout itself.
+//! calls the traffic routers (every router, whatever the others answer); every write uses field
+//! manager `sluice-controller` and is refused once this replica is no longer the leader. Never
+//! writes the Rollout itself.
 
 use super::analysis_run::{self, AnalysisRunError};
 use super::context::Context;
 use super::leader::NotLeader;
+use super::routing_condition::RouterOutcomes;
 use crate::crd::{FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, Rollout};
 use crate::engine::baseline::baseline_template;
 use crate::engine::{
     Action, MANAGED_BY_ANNOTATION, REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION,
 };
-use crate::traffic::{RouteContext, TrafficError, TrafficRouter};
+use crate::traffic::{RouteContext, TrafficRouter};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// Errors of the act step.
+/// Errors of the act step. A failing traffic router is not one: it is recorded in
+/// `RouterOutcomes` and the other actions go on.
 #[derive(Debug, thiserror::Error)]
 pub enum ActError {
     /// This replica lost the leader Lease; it stopped before writing.
@@ -39,9 +42,19 @@ pub enum ActError {
         #[source]
         source: kube::Error,
     },
-    /// A traffic router failed.
-    #[error("traffic router")]
-    Traffic(#[source] Box<TrafficError>),
+    /// An object the Rollout would create exists and is not the Rollout's.
+    #[error(
+        "{kind} {name} already exists and is {owner}, not this Rollout's; Sluice will not \
+         adopt it: delete or rename it"
+    )]
+    OwnedByAnother {
+        /// The object's kind.
+        kind: &'static str,
+        /// The object's name.
+        name: String,
+        /// Who owns it (`owned by Kind/name`, or `not owned by anyone`).
+        owner: String,
+    },
     /// An AnalysisRun could not be built.
     #[error("analysis run")]
     AnalysisRun(#[source] AnalysisRunError),
@@ -59,7 +72,7 @@ impl ActError {
         match self {
             Self::NotLeader(_) => "NotLeader",
             Self::Api { .. } => "ApiError",
-            Self::Traffic(error) => error.category(),
+            Self::OwnedByAnother { .. } => "ObjectOwnedByAnother",
             Self::AnalysisRun(error) => error.category(),
             Self::Incomplete { .. } => "ObjectIncomplete",
         }
@@ -71,6 +84,20 @@ impl ActError {
 pub struct ActReport {
     /// API writes (creates, patches, deletes) made, router calls included.
     pub writes: u32,
+    /// Scale-downs to zero and deletions held back because a router failed.
+    pub held: u32,
+}
+
+/// The Rollout being acted for, its routers, and what they did so far.
+pub struct Acting<'a> {
+    /// The Rollout.
+    pub rollout: &'a Rollout,
+    /// Its traffic routers.
+    pub routers: &'a [Box<dyn TrafficRouter>],
+    /// What the routers are told about the Rollout.
+    pub route_ctx: &'a RouteContext,
+    /// What each router did in this reconcile (verification included).
+    pub outcomes: &'a mut RouterOutcomes,
 }
 
 fn patch_params() -> PatchParams {
@@ -80,50 +107,101 @@ fn patch_params() -> PatchParams {
     }
 }
 
-/// Interpret every action in order. Stops at the first failure; what was written stays written
-/// and the next reconcile, which recomputes everything, carries on from there.
+/// Interpret every action in order. Every router is tried for every traffic action and a
+/// failing one is recorded in `outcomes`, never stopping the rest: scaling and Service
+/// selectors are applied even when a router is down. The one exception is the safety rule:
+/// while a router fails, no ReplicaSet is scaled to zero or deleted, since that router may
+/// still send it traffic (the engine asks again on the next reconcile). Any other failure
+/// stops here; what was written stays written and the next reconcile carries on.
 ///
 /// # Errors
-/// When this replica is not the leader, or a write or router call fails.
+/// When this replica is not the leader, or a write other than a router call fails.
 pub async fn act(
     ctx: &Context,
-    rollout: &Rollout,
-    routers: &[Box<dyn TrafficRouter>],
-    route_ctx: &RouteContext,
+    acting: &mut Acting<'_>,
     actions: &[Action],
 ) -> Result<ActReport, ActError> {
-    let namespace = rollout
+    let namespace = acting
+        .rollout
         .namespace()
         .ok_or(ActError::Incomplete { field: "namespace" })?;
     let mut report = ActReport::default();
     for action in actions {
         ctx.leadership.ensure()?;
-        apply_one(
-            ctx,
-            rollout,
-            &namespace,
-            routers,
-            route_ctx,
-            action,
-            &mut report,
-        )
-        .await?;
+        if acting.outcomes.failed() && removes_pods(action) {
+            tracing::info!(
+                ?action,
+                "a traffic router failed: keeping the ReplicaSet's pods"
+            );
+            report.held += 1;
+            continue;
+        }
+        if route(acting, action, &mut report).await {
+            continue;
+        }
+        apply_one(ctx, acting.rollout, &namespace, action, &mut report).await?;
     }
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
+fn removes_pods(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::ScaleReplicaSet { replicas: 0, .. } | Action::DeleteReplicaSet { .. }
+    )
+}
+
+fn is_traffic(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::SetWeights(_)
+            | Action::SetHeaderRoute(_)
+            | Action::SetMirrorRoute(_)
+            | Action::RemoveManagedRoutes
+    )
+}
+
+/// Send a traffic action to every router, recording each outcome. `false` when `action` is
+/// not a traffic action.
+async fn route(acting: &mut Acting<'_>, action: &Action, report: &mut ActReport) -> bool {
+    if !is_traffic(action) {
+        return false;
+    }
+    let ctx = acting.route_ctx;
+    for router in acting.routers {
+        let name = router.name();
+        let result = match action {
+            Action::SetWeights(w) => router
+                .set_weight(ctx, w)
+                .await
+                .map(|()| Some(w.canary.weight)),
+            Action::SetHeaderRoute(r) => router.set_header_route(ctx, r).await.map(|()| None),
+            Action::SetMirrorRoute(r) => router.set_mirror_route(ctx, r).await.map(|()| None),
+            Action::RemoveManagedRoutes => router.remove_managed_routes(ctx).await.map(|()| None),
+            // `is_traffic` admits nothing else.
+            _ => break,
+        };
+        if let Some(taken) = acting.outcomes.record(name, result) {
+            report.writes += 1;
+            if let Some(weight) = taken {
+                acting.outcomes.took_weight(name, weight);
+            }
+        }
+    }
+    true
+}
+
 async fn apply_one(
     ctx: &Context,
     rollout: &Rollout,
     namespace: &str,
-    routers: &[Box<dyn TrafficRouter>],
-    route_ctx: &RouteContext,
     action: &Action,
     report: &mut ActReport,
 ) -> Result<(), ActError> {
-    let client = ctx.client.clone();
-    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
+    let rs_patch = |name: &str, body: serde_json::Value| {
+        merge_patch(ctx, &replica_sets, "ReplicaSet", name.to_owned(), body)
+    };
     match action {
         Action::CreateReplicaSet {
             name,
@@ -142,73 +220,26 @@ async fn apply_one(
                 *revision,
                 *min_ready_seconds,
             );
-            create_replica_set(ctx, &replica_sets, &rs, name, report).await?;
+            create_replica_set(ctx, rollout, &replica_sets, &rs, name, report).await?;
         }
-        Action::CreateBaselineReplicaSet {
-            name,
-            pod_template_hash,
-            stable_replica_set,
-            replicas,
-            revision,
-            metadata,
-            min_ready_seconds,
-        } => {
-            let stable = replica_sets.get(stable_replica_set).await;
-            ctx.metrics.api_request("get", &stable);
-            let stable = stable
-                .map_err(|source| api_error("get", "ReplicaSet", stable_replica_set, source))?;
-            let template = stable.spec.and_then(|s| s.template).unwrap_or_default();
-            let template = baseline_template(&template, metadata.as_ref());
-            let rs = build_replica_set(
-                rollout,
-                name,
-                pod_template_hash,
-                &template,
-                *replicas,
-                *revision,
-                *min_ready_seconds,
-            );
-            create_replica_set(ctx, &replica_sets, &rs, name, report).await?;
+        Action::CreateBaselineReplicaSet { .. } => {
+            create_baseline(ctx, rollout, &replica_sets, action, report).await?;
         }
         Action::ScaleReplicaSet { name, replicas } => {
-            let result = replica_sets
-                .patch(
-                    name,
-                    &patch_params(),
-                    &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-                )
-                .await;
-            ctx.metrics.api_request("patch", &result);
-            result.map_err(|source| api_error("patch", "ReplicaSet", name, source))?;
+            rs_patch(name, json!({"spec": {"replicas": replicas}})).await?;
             report.writes += 1;
         }
         Action::SetScaleDownDeadline { name, deadline } => {
             let value = deadline.map(|d| d.to_string());
-            let result = replica_sets
-                .patch(
-                    name,
-                    &patch_params(),
-                    &Patch::Merge(json!({"metadata": {"annotations": {
-                        SCALE_DOWN_DEADLINE_ANNOTATION: value
-                    }}})),
-                )
-                .await;
-            ctx.metrics.api_request("patch", &result);
-            result.map_err(|source| api_error("patch", "ReplicaSet", name, source))?;
+            let body =
+                json!({"metadata": {"annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: value}}});
+            rs_patch(name, body).await?;
             report.writes += 1;
         }
         Action::SetRevision { name, revision } => {
-            let result = replica_sets
-                .patch(
-                    name,
-                    &patch_params(),
-                    &Patch::Merge(json!({"metadata": {"annotations": {
-                        REVISION_ANNOTATION: revision.to_string()
-                    }}})),
-                )
-                .await;
-            ctx.metrics.api_request("patch", &result);
-            result.map_err(|source| api_error("patch", "ReplicaSet", name, source))?;
+            let body =
+                json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision.to_string()}}});
+            rs_patch(name, body).await?;
             report.writes += 1;
         }
         Action::DeleteReplicaSet { name } => {
@@ -224,53 +255,13 @@ async fn apply_one(
             service,
             pod_template_hash,
         } => {
-            let services: Api<Service> = Api::namespaced(client, namespace);
-            let patch = json!({
+            let services: Api<Service> = Api::namespaced(ctx.client.clone(), namespace);
+            let body = json!({
                 "metadata": {"annotations": {MANAGED_BY_ANNOTATION: rollout.name_any()}},
                 "spec": {"selector": {POD_TEMPLATE_HASH_LABEL: pod_template_hash}},
             });
-            let result = services
-                .patch(service, &patch_params(), &Patch::Merge(patch))
-                .await;
-            ctx.metrics.api_request("patch", &result);
-            result.map_err(|source| api_error("patch", "Service", service, source))?;
+            merge_patch(ctx, &services, "Service", service.clone(), body).await?;
             report.writes += 1;
-        }
-        Action::SetWeights(weights) => {
-            for router in routers {
-                router
-                    .set_weight(route_ctx, weights)
-                    .await
-                    .map_err(|e| ActError::Traffic(Box::new(e)))?;
-                report.writes += 1;
-            }
-        }
-        Action::SetHeaderRoute(route) => {
-            for router in routers {
-                router
-                    .set_header_route(route_ctx, route)
-                    .await
-                    .map_err(|e| ActError::Traffic(Box::new(e)))?;
-                report.writes += 1;
-            }
-        }
-        Action::SetMirrorRoute(route) => {
-            for router in routers {
-                router
-                    .set_mirror_route(route_ctx, route)
-                    .await
-                    .map_err(|e| ActError::Traffic(Box::new(e)))?;
-                report.writes += 1;
-            }
-        }
-        Action::RemoveManagedRoutes => {
-            for router in routers {
-                router
-                    .remove_managed_routes(route_ctx)
-                    .await
-                    .map_err(|e| ActError::Traffic(Box::new(e)))?;
-                report.writes += 1;
-            }
         }
         Action::CreateAnalysisRun {
             name,
@@ -303,24 +294,78 @@ async fn apply_one(
             let Some(wref) = &rollout.spec.workload_ref else {
                 return Ok(());
             };
-            let deployments: Api<Deployment> = Api::namespaced(client, namespace);
-            let result = deployments
-                .patch(
-                    &wref.name,
-                    &patch_params(),
-                    &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-                )
-                .await;
-            ctx.metrics.api_request("patch", &result);
-            result.map_err(|source| api_error("patch", "Deployment", &wref.name, source))?;
+            let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+            let body = json!({"spec": {"replicas": replicas}});
+            merge_patch(ctx, &deployments, "Deployment", wref.name.clone(), body).await?;
             report.writes += 1;
         }
+        // Sent to the routers by `route`.
+        Action::SetWeights(_)
+        | Action::SetHeaderRoute(_)
+        | Action::SetMirrorRoute(_)
+        | Action::RemoveManagedRoutes => {}
     }
     Ok(())
 }
 
+/// The one way act patches an object: a JSON merge patch under our field manager, counted.
+async fn merge_patch<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    kind: &'static str,
+    name: String,
+    body: serde_json::Value,
+) -> Result<(), ActError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let result = api.patch(&name, &patch_params(), &Patch::Merge(body)).await;
+    ctx.metrics.api_request("patch", &result);
+    result
+        .map(drop)
+        .map_err(|source| api_error("patch", kind, &name, source))
+}
+
+async fn create_baseline(
+    ctx: &Context,
+    rollout: &Rollout,
+    replica_sets: &Api<ReplicaSet>,
+    action: &Action,
+    report: &mut ActReport,
+) -> Result<(), ActError> {
+    let Action::CreateBaselineReplicaSet {
+        name,
+        pod_template_hash,
+        stable_replica_set,
+        replicas,
+        revision,
+        metadata,
+        min_ready_seconds,
+    } = action
+    else {
+        return Ok(());
+    };
+    let stable = replica_sets.get(stable_replica_set).await;
+    ctx.metrics.api_request("get", &stable);
+    let stable =
+        stable.map_err(|source| api_error("get", "ReplicaSet", stable_replica_set, source))?;
+    let template = stable.spec.and_then(|s| s.template).unwrap_or_default();
+    let template = baseline_template(&template, metadata.as_ref());
+    let rs = build_replica_set(
+        rollout,
+        name,
+        pod_template_hash,
+        &template,
+        *replicas,
+        *revision,
+        *min_ready_seconds,
+    );
+    create_replica_set(ctx, rollout, replica_sets, &rs, name, report).await
+}
+
 async fn create_replica_set(
     ctx: &Context,
+    rollout: &Rollout,
     replica_sets: &Api<ReplicaSet>,
     rs: &ReplicaSet,
     name: &str,
@@ -334,11 +379,46 @@ async fn create_replica_set(
     ctx.metrics.api_request("create", &result);
     match result {
         Ok(_) => report.writes += 1,
-        // Created by an earlier reconcile whose cache had not caught up yet.
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        // Ours from an earlier reconcile whose cache had not caught up yet, or someone else's.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = replica_sets.get_opt(name).await;
+            ctx.metrics.api_request("get", &existing);
+            let existing =
+                existing.map_err(|source| api_error("get", "ReplicaSet", name, source))?;
+            if let Some(existing) = existing {
+                check_owner(rollout, "ReplicaSet", name, existing.owner_references())?;
+            }
+        }
         Err(source) => return Err(api_error("create", "ReplicaSet", name, source)),
     }
     Ok(())
+}
+
+/// `Ok` when the Rollout is the object's controller owner.
+///
+/// # Errors
+/// `OwnedByAnother`, naming the object and its owner.
+pub fn check_owner(
+    rollout: &Rollout,
+    kind: &'static str,
+    name: &str,
+    owners: &[OwnerReference],
+) -> Result<(), ActError> {
+    let controller = owners.iter().find(|o| o.controller == Some(true));
+    if let (Some(owner), Some(uid)) = (controller, rollout.uid())
+        && owner.uid == uid
+    {
+        return Ok(());
+    }
+    let owner = match controller.or(owners.first()) {
+        Some(o) => format!("owned by {}/{}", o.kind, o.name),
+        None => "not owned by anyone".to_owned(),
+    };
+    Err(ActError::OwnedByAnother {
+        kind,
+        name: name.to_owned(),
+        owner,
+    })
 }
 
 fn api_error(verb: &'static str, kind: &'static str, name: &str, source: kube::Error) -> ActError {
@@ -394,5 +474,40 @@ pub fn build_replica_set(
             template: Some(template),
         }),
         status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        }
+    }
+
+    #[test]
+    fn a_name_taken_by_another_owner_is_an_error_naming_both() {
+        let mut rollout = Rollout::new("web", Default::default());
+        rollout.metadata.uid = Some("mine".into());
+        let ours = [owner("Rollout", "web", "mine", true)];
+        assert!(check_owner(&rollout, "ReplicaSet", "web-abc", &ours).is_ok());
+
+        let theirs = [owner("Deployment", "other", "theirs", true)];
+        let err = check_owner(&rollout, "ReplicaSet", "web-abc", &theirs).unwrap_err();
+        assert_eq!(err.category(), "ObjectOwnedByAnother");
+        let text = err.to_string();
+        assert!(
+            text.contains("ReplicaSet web-abc") && text.contains("owned by Deployment/other"),
+            "{text}"
+        );
+        let err = check_owner(&rollout, "ReplicaSet", "web-abc", &[]).unwrap_err();
+        assert!(err.to_string().contains("not owned by anyone"), "{err}");
     }
 }

@@ -1,11 +1,14 @@
 //! The finalizer's clean-up when a Rollout is deleted: all traffic back to stable through every
 //! router, managed routes removed, and the Services the Rollout managed handed back (the
 //! managed-by annotation and the hash selector removed). Idempotent, and a no-op for parts that
-//! were never applied or are already gone. Touches routing objects and the named Services.
+//! were never applied or are already gone. Every part is tried even when another fails; what
+//! failed is retried with back-off while the finalizer stays. Touches routing objects and the
+//! named Services.
 
 use super::context::Context;
 use super::leader::NotLeader;
 use super::observe::service_names;
+use super::routing_condition::error_chain;
 use crate::crd::{
     FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, Rollout, TrafficWeights, WeightDestination,
 };
@@ -25,17 +28,14 @@ pub enum CleanupError {
     /// This replica lost the leader Lease.
     #[error(transparent)]
     NotLeader(#[from] NotLeader),
-    /// A router failed for another reason than a missing routing object.
-    #[error("restoring traffic to stable")]
-    Traffic(#[source] Box<TrafficError>),
-    /// A Service could not be handed back.
-    #[error("releasing service {name}")]
-    Api {
-        /// The Service.
-        name: String,
-        /// The client's error.
-        #[source]
-        source: kube::Error,
+    /// Some parts could not be undone; every other part was. The finalizer stays and the
+    /// clean-up is retried with back-off.
+    #[error("clean-up incomplete, retrying: {failures}")]
+    Incomplete {
+        /// The first failure's category.
+        category: &'static str,
+        /// Every failure, `; `-separated.
+        failures: String,
     },
 }
 
@@ -44,23 +44,43 @@ impl CleanupError {
     pub fn category(&self) -> &'static str {
         match self {
             Self::NotLeader(_) => "NotLeader",
-            Self::Traffic(error) => error.category(),
-            Self::Api { .. } => "ApiError",
+            Self::Incomplete { category, .. } => category,
         }
     }
 }
 
-fn tolerate_missing(result: Result<(), TrafficError>) -> Result<(), CleanupError> {
-    match result {
-        Ok(()) | Err(TrafficError::NotFound { .. }) => Ok(()),
-        Err(error) => Err(CleanupError::Traffic(Box::new(error))),
+/// What could not be undone.
+#[derive(Default)]
+struct Failures {
+    category: Option<&'static str>,
+    messages: Vec<String>,
+}
+
+impl Failures {
+    fn add(&mut self, category: &'static str, message: String) {
+        tracing::warn!(error = %message, category, "clean-up step failed");
+        self.category.get_or_insert(category);
+        self.messages.push(message);
+    }
+
+    fn into_result(self) -> Result<(), CleanupError> {
+        match self.category {
+            None => Ok(()),
+            Some(category) => Err(CleanupError::Incomplete {
+                category,
+                failures: self.messages.join("; "),
+            }),
+        }
     }
 }
 
-/// Send every request to stable, remove managed routes, release the Services.
+/// Send every request to stable and remove managed routes on every router, release the
+/// Services: every part is tried whatever the others do. A routing object or Service that no
+/// longer exists needs nothing undone.
 ///
 /// # Errors
-/// When this replica is not the leader, or a router or Service write fails.
+/// When this replica is not the leader; `Incomplete` when a router or Service write failed
+/// (everything else was done).
 pub async fn cleanup(
     ctx: &Context,
     rollout: &Rollout,
@@ -68,6 +88,18 @@ pub async fn cleanup(
     route_ctx: &RouteContext,
 ) -> Result<(), CleanupError> {
     ctx.leadership.ensure()?;
+    let mut failures = Failures::default();
+    restore_routers(rollout, routers, route_ctx, &mut failures).await;
+    release_services(ctx, rollout, &mut failures).await?;
+    failures.into_result()
+}
+
+async fn restore_routers(
+    rollout: &Rollout,
+    routers: &[Box<dyn TrafficRouter>],
+    route_ctx: &RouteContext,
+    failures: &mut Failures,
+) {
     let canary = rollout.spec.strategy.canary.as_ref();
     let stable_hash = rollout.status.as_ref().and_then(|s| s.stable_rs.clone());
     let weights = TrafficWeights {
@@ -85,41 +117,72 @@ pub async fn cleanup(
         verified: None,
     };
     for router in routers {
-        tolerate_missing(router.set_weight(route_ctx, &weights).await)?;
-        tolerate_missing(router.remove_managed_routes(route_ctx).await)?;
+        let results = [
+            router.set_weight(route_ctx, &weights).await,
+            router.remove_managed_routes(route_ctx).await,
+        ];
+        for result in results {
+            match result {
+                Ok(()) | Err(TrafficError::NotFound { .. }) => {}
+                Err(error) => failures.add(
+                    error.category(),
+                    format!("traffic router {}: {}", router.name(), error_chain(&error)),
+                ),
+            }
+        }
     }
+}
 
+async fn release_services(
+    ctx: &Context,
+    rollout: &Rollout,
+    failures: &mut Failures,
+) -> Result<(), CleanupError> {
     let Some(namespace) = rollout.namespace() else {
         return Ok(());
     };
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    for name in service_names(rollout) {
+        ctx.leadership.ensure()?;
+        if let Err(source) = release(ctx, rollout, &services, &name).await {
+            failures.add(
+                "ApiError",
+                format!("releasing service {name}: {}", error_chain(&source)),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Remove our annotation and hash selector from a Service we manage; nothing for a Service
+/// that is gone or not ours.
+async fn release(
+    ctx: &Context,
+    rollout: &Rollout,
+    services: &Api<Service>,
+    name: &str,
+) -> Result<(), kube::Error> {
+    let result = services.get_opt(name).await;
+    ctx.metrics.api_request("get", &result);
+    let Some(service) = result? else {
+        return Ok(());
+    };
+    if service.annotations().get(MANAGED_BY_ANNOTATION) != Some(&rollout.name_any()) {
+        return Ok(());
+    }
+    let patch = json!({
+        "metadata": {"annotations": {MANAGED_BY_ANNOTATION: null}},
+        "spec": {"selector": {POD_TEMPLATE_HASH_LABEL: null}},
+    });
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
-    for name in service_names(rollout) {
-        ctx.leadership.ensure()?;
-        let result = services.get_opt(&name).await;
-        ctx.metrics.api_request("get", &result);
-        let service = match result {
-            Ok(Some(service)) => service,
-            Ok(None) => continue,
-            Err(source) => return Err(CleanupError::Api { name, source }),
-        };
-        if service.annotations().get(MANAGED_BY_ANNOTATION) != Some(&rollout.name_any()) {
-            continue;
-        }
-        let patch = json!({
-            "metadata": {"annotations": {MANAGED_BY_ANNOTATION: null}},
-            "spec": {"selector": {POD_TEMPLATE_HASH_LABEL: null}},
-        });
-        let result = services.patch(&name, &params, &Patch::Merge(patch)).await;
-        ctx.metrics.api_request("patch", &result);
-        match result {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(source) => return Err(CleanupError::Api { name, source }),
-        }
+    let result = services.patch(name, &params, &Patch::Merge(patch)).await;
+    ctx.metrics.api_request("patch", &result);
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error),
     }
-    Ok(())
 }

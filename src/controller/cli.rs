@@ -79,6 +79,17 @@ pub struct ControllerArgs {
         value_delimiter = ','
     )]
     pub traffic_plugins: Vec<crate::traffic::PluginEntry>,
+    /// The longest timeout of one traffic plugin request (`30s`, `500ms`, or seconds); a
+    /// Rollout's `timeoutSeconds` cannot exceed it.
+    #[arg(long, env = "SLUICE_PLUGIN_TIMEOUT_MAX", default_value = "10s", value_parser = parse_duration)]
+    pub plugin_timeout_max: std::time::Duration,
+    /// The most retries of one traffic plugin call; a Rollout's `retries` cannot exceed it.
+    /// One call, retries included, never takes longer than these two bounds allow.
+    #[arg(long, env = "SLUICE_PLUGIN_RETRIES_MAX", default_value_t = 2)]
+    pub plugin_retries_max: u32,
+    /// The largest traffic plugin answer read, in bytes; a larger one is refused.
+    #[arg(long, env = "SLUICE_PLUGIN_BODY_MAX", default_value_t = 1024 * 1024)]
+    pub plugin_body_max: usize,
     /// A Prometheus server analysis metrics may query, as `NAME=URL` (repeatable; the
     /// environment variable takes a comma-separated list). Metrics name it (`server: NAME`) or
     /// give its URL as `address`; nothing else is ever contacted.
@@ -118,6 +129,18 @@ pub struct ControllerArgs {
     /// `namespace/name`); refused with InvalidSpec otherwise.
     #[arg(long, env = "SLUICE_ALLOW_CROSS_NAMESPACE_ROUTING")]
     pub allow_cross_namespace_routing: bool,
+}
+
+/// A duration flag: `10s`, `500ms`, `1m`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let value = match text.parse::<i32>() {
+        Ok(secs) => k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(secs),
+        Err(_) => k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(text.into()),
+    };
+    match crate::engine::duration::parse_pause_duration(&value)? {
+        d if d.is_zero() => Err(format!("{text}: must be more than zero")),
+        d => Ok(d),
+    }
 }
 
 /// Install the global tracing subscriber.
@@ -176,7 +199,12 @@ pub async fn run_controller(
 ) -> anyhow::Result<()> {
     init_logging(args.log_format, &args.log);
     let traffic_plugins = crate::traffic::PluginRegistry::new(args.traffic_plugins.clone())
-        .context("--traffic-plugin")?;
+        .context("--traffic-plugin")?
+        .with_limits(crate::traffic::PluginLimits {
+            timeout_max: args.plugin_timeout_max,
+            retries_max: args.plugin_retries_max,
+            body_max: args.plugin_body_max,
+        });
     let metrics = Arc::new(Metrics::new());
     let client = client(&args, &metrics.request_layer()).await?;
     // No redirects: a registered endpoint (plugin, metric server) must not be able to send the

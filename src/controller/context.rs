@@ -143,6 +143,8 @@ pub struct Context {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RolloutMemory {
     pub failures: u32,
+    /// Consecutive reconciles in which a traffic router failed (their own back-off).
+    pub router_failures: u32,
     pub last_written_version: Option<u64>,
 }
 

@@ -1,18 +1,21 @@
-//! The reconcile driver for one Rollout: guard → finalizer → observe → decide → act → events →
-//! status, one `?` per stage, inside one tracing span; plus the error policy (capped
-//! exponential back-off). The only place that reads the clock for the engine.
+//! The reconcile driver for one Rollout: guard → finalizer → observe (routers verified) → decide
+//! → act → events → status, one `?` per stage, inside one tracing span; plus the error policy
+//! (capped exponential back-off). A failing traffic router is not a failed reconcile: its state
+//! goes into the status beside the rest of the decision and the router step is retried with
+//! back-off. The only place that reads the clock for the engine.
 
-use super::act::{self, ActError};
+use super::act::{self, ActError, Acting};
 use super::cleanup::{self, CleanupError, FINALIZER};
 use super::context::Context;
 use super::events;
 use super::observe::{self, ObserveError};
 use super::restart::{self, RestartError};
-use super::routing_condition;
+use super::routing_condition::{self, RouterOutcomes, error_chain};
 use super::status::{self, StatusError};
-use crate::crd::{FIELD_MANAGER, Rollout, RolloutStatus};
+use crate::crd::{FIELD_MANAGER, Rollout, RolloutStatus, TrafficWeights};
+use crate::engine::condition_names::PROGRESSING;
 use crate::engine::{EventKind, EventNote};
-use crate::traffic::{RouteContext, TrafficError};
+use crate::traffic::{RouteContext, TrafficError, TrafficRouter};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -24,9 +27,6 @@ use tracing::Instrument;
 /// Errors of one reconcile, one variant per stage.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    /// Building the routers failed.
-    #[error("building traffic routers")]
-    Routers(#[source] Box<TrafficError>),
     /// Observing failed.
     #[error("observe")]
     Observe(#[from] ObserveError),
@@ -57,7 +57,6 @@ impl ReconcileError {
     /// A static category, used as metric label and Event reason.
     pub fn category(&self) -> &'static str {
         match self {
-            Self::Routers(error) => error.category(),
             Self::Observe(error) => error.category(),
             Self::Act(error) => error.category(),
             Self::Status(error) => error.category(),
@@ -67,12 +66,10 @@ impl ReconcileError {
         }
     }
 
-    /// The traffic router error this failure comes from, if any.
-    fn traffic(&self) -> Option<&TrafficError> {
+    /// The condition a failure is reported under on the status, when it has one.
+    fn condition(&self) -> Option<&'static str> {
         match self {
-            Self::Routers(error) => Some(error),
-            Self::Observe(ObserveError::Verify(error)) => Some(error),
-            Self::Act(ActError::Traffic(error)) => Some(error),
+            Self::Act(ActError::OwnedByAnother { .. }) => Some(PROGRESSING),
             _ => None,
         }
     }
@@ -125,8 +122,8 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
                     message: error_chain(error),
                 };
                 events::publish(&ctx, rollout.as_ref(), &[note]).await;
-                if let Some(traffic) = error.traffic() {
-                    report_traffic_failure(&ctx, &rollout, traffic, &error_chain(error)).await;
+                if let Some(condition) = error.condition() {
+                    report_failure(&ctx, &rollout, condition, error).await;
                 }
             }
         }
@@ -136,34 +133,26 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
     .await
 }
 
-/// Record a failing router as `TrafficRouting=False` on the status; a failure to write it is
+/// Record a failure as condition `type_`=False on the status as last written (never the
+/// decision of the failed reconcile, whose actions did not all happen); a failure to write it is
 /// logged only (the reconcile already failed and backs off).
-async fn report_traffic_failure(
-    ctx: &Context,
-    rollout: &Rollout,
-    error: &TrafficError,
-    message: &str,
-) {
-    match routing_condition::report(ctx, rollout, error, message).await {
+async fn report_failure(ctx: &Context, rollout: &Rollout, type_: &str, error: &ReconcileError) {
+    let status = routing_condition::with_failure(
+        rollout,
+        type_,
+        error.category(),
+        &error_chain(error),
+        jiff::Timestamp::now(),
+    );
+    match status::write_status(ctx, rollout, status).await {
         Ok(Some(written)) => {
             if let Ok(v) = written.parse::<u64>() {
                 ctx.remember(key(rollout), |m| m.last_written_version = Some(v));
             }
         }
         Ok(None) => {}
-        Err(error) => tracing::warn!(%error, "recording the TrafficRouting condition failed"),
+        Err(error) => tracing::warn!(%error, "recording the failure condition failed"),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -180,13 +169,7 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
 
-    let routers = (ctx.routers)(
-        rollout,
-        ctx.client.clone(),
-        ctx.http.clone(),
-        &ctx.settings.traffic_plugins,
-    )
-    .map_err(|e| ReconcileError::Routers(Box::new(e)))?;
+    let (routers, mut outcomes) = build_routers(ctx, rollout);
     let status = rollout.status.clone().unwrap_or_default();
     let mut route_ctx = RouteContext {
         rollout: rollout.clone(),
@@ -195,23 +178,15 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     };
 
     if rollout.metadata.deletion_timestamp.is_some() {
-        if rollout.finalizers().iter().any(|f| f == FINALIZER) {
-            cleanup::cleanup(ctx, rollout, &routers, &route_ctx).await?;
-            set_finalizer(ctx, rollout, false).await?;
-        }
-        ctx.forget(&key(rollout));
-        ctx.metrics.forget_rollout(&key(rollout).0, &key(rollout).1);
-        return Ok(Action::await_change());
+        return finalize(ctx, rollout, &routers, &route_ctx, &outcomes).await;
     }
     if !rollout.finalizers().iter().any(|f| f == FINALIZER) {
         set_finalizer(ctx, rollout, true).await?;
     }
 
     let mut observed = observe::observe(rollout, &ctx.stores)?;
-    if !routers.is_empty() {
-        let weights = status.canary.as_ref().and_then(|c| c.weights.as_ref());
-        observed.weights_verified = observe::verify_weights(&routers, &route_ctx, weights).await?;
-    }
+    let applied = status.canary.as_ref().and_then(|c| c.weights.as_ref());
+    observed.weights_verified = verify(&routers, &route_ctx, applied, &mut outcomes).await;
 
     let now = jiff::Timestamp::now();
     let restart = restart::observe(ctx, rollout, &observed, now).await?;
@@ -228,23 +203,37 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         .clone()
         .or(route_ctx.canary_hash);
     route_ctx.stable_hash = decision.status.stable_rs.clone().or(route_ctx.stable_hash);
-    let report = act::act(ctx, rollout, &routers, &route_ctx, &decision.actions).await?;
-    tracing::debug!(writes = report.writes, "acted");
+    let mut acting = Acting {
+        rollout,
+        routers: &routers,
+        route_ctx: &route_ctx,
+        outcomes: &mut outcomes,
+    };
+    let report = act::act(ctx, &mut acting, &decision.actions).await?;
+    tracing::debug!(writes = report.writes, held = report.held, "acted");
     if let Some(restart) = &restart {
         restart::evict(ctx, rollout, restart).await?;
     }
     events::publish(ctx, rollout.as_ref(), &decision.events).await;
+    events::publish(ctx, rollout.as_ref(), &outcomes.events()).await;
 
-    let invalid = is_invalid(&decision.status);
-    let written = status::write_status(ctx, rollout, decision.status.clone()).await?;
+    let mut new_status = decision.status.clone();
+    routing_condition::apply(&mut new_status, rollout.status.as_ref(), &outcomes, now);
+    let invalid = is_invalid(&new_status);
+    let written = status::write_status(ctx, rollout, new_status.clone()).await?;
     if let Some(written) = written.and_then(|v| v.parse::<u64>().ok()) {
         ctx.remember(key(rollout), |m| m.last_written_version = Some(written));
     }
     let mut shown = (**rollout).clone();
-    shown.status = Some(decision.status.clone());
+    shown.status = Some(new_status);
     ctx.metrics
         .observe_rollout(&shown, desired_weight(rollout, &decision.status));
 
+    if outcomes.failed() {
+        // The router step is retried with back-off; everything else was done.
+        return Ok(Action::requeue(router_backoff(ctx, rollout)));
+    }
+    ctx.remember(key(rollout), |m| m.router_failures = 0);
     if invalid {
         // A bad spec waits for someone to change it.
         return Ok(Action::await_change());
@@ -253,6 +242,96 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         Some(after) => Action::requeue(after.saturating_sub(decided.elapsed())),
         None => Action::requeue(ctx.settings.safety_requeue),
     })
+}
+
+/// The Rollout's routers, and an outcome entry for each; a router set that cannot be built is
+/// one failing entry (named after the plugin when one is at fault), so it is reported like a
+/// router that is down.
+fn build_routers(
+    ctx: &Context,
+    rollout: &Rollout,
+) -> (Vec<Box<dyn TrafficRouter>>, RouterOutcomes) {
+    let built = (ctx.routers)(
+        rollout,
+        ctx.client.clone(),
+        ctx.http.clone(),
+        &ctx.settings.traffic_plugins,
+    );
+    match built {
+        Ok(routers) => {
+            let outcomes = RouterOutcomes::for_routers(&routers);
+            (routers, outcomes)
+        }
+        Err(error) => {
+            let name = match &error {
+                TrafficError::UnregisteredPlugin { plugin, .. }
+                | TrafficError::Plugin { plugin, .. } => plugin.clone(),
+                _ => "trafficRouting".to_owned(),
+            };
+            let mut outcomes = RouterOutcomes::default();
+            outcomes.record::<()>(&name, Err(error));
+            (Vec::new(), outcomes)
+        }
+    }
+}
+
+/// Ask every router whether it carries `applied`: `Some(false)` when one says no or cannot be
+/// asked (recorded as its failure), `Some(true)` when one confirms and none refuses.
+async fn verify(
+    routers: &[Box<dyn TrafficRouter>],
+    ctx: &RouteContext,
+    applied: Option<&TrafficWeights>,
+    outcomes: &mut RouterOutcomes,
+) -> Option<bool> {
+    let weights = applied?;
+    let mut verdict = None;
+    for router in routers {
+        match outcomes.record(router.name(), router.verify_weight(ctx, weights).await) {
+            Some(Some(false)) | None => verdict = Some(false),
+            Some(Some(true)) => {
+                verdict.get_or_insert(true);
+            }
+            Some(None) => {}
+        }
+    }
+    verdict
+}
+
+/// The back-off before the router step is tried again.
+fn router_backoff(ctx: &Context, rollout: &Rollout) -> Duration {
+    let failures = ctx.remember(key(rollout), |m| {
+        m.router_failures = m.router_failures.saturating_add(1);
+        m.router_failures
+    });
+    backoff(
+        ctx.settings.backoff_base,
+        ctx.settings.backoff_max,
+        failures,
+    )
+}
+
+/// A Rollout being deleted: undo what can be undone, and drop the finalizer once all of it is.
+async fn finalize(
+    ctx: &Context,
+    rollout: &Rollout,
+    routers: &[Box<dyn TrafficRouter>],
+    route_ctx: &RouteContext,
+    outcomes: &RouterOutcomes,
+) -> Result<Action, ReconcileError> {
+    if rollout.finalizers().iter().any(|f| f == FINALIZER) {
+        let cleaned = cleanup::cleanup(ctx, rollout, routers, route_ctx).await;
+        if outcomes.failed() {
+            // A router that cannot be built may still hold traffic on the canary.
+            events::publish(ctx, rollout, &outcomes.events()).await;
+            cleaned?;
+            return Ok(Action::requeue(router_backoff(ctx, rollout)));
+        }
+        cleaned?;
+        set_finalizer(ctx, rollout, false).await?;
+    }
+    ctx.forget(&key(rollout));
+    ctx.metrics.forget_rollout(&key(rollout).0, &key(rollout).1);
+    Ok(Action::await_change())
 }
 
 fn is_invalid(status: &RolloutStatus) -> bool {

@@ -140,6 +140,30 @@ pub struct CanaryStatus {
     /// The baseline ReplicaSet (`spec.strategy.canary.baseline`) while one runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineStatus>,
+    /// Each traffic router's state as the controller last saw it; written by the controller
+    /// after acting, so a router that is down is visible here (and as `TrafficRouting=False`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routers: Vec<RouterStatus>,
+}
+
+/// One traffic router's state.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterStatus {
+    /// The router: `gatewayAPI`, `istio`, `smi`, `nginx`, `traefik`, or the plugin's name.
+    pub name: String,
+    /// The canary weight this router was last set to successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// The last call's error, when it failed; absent when the router answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The error's category (the Event reason), when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the controller first saw the router in this state (weight and error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_time: Option<Time>,
 }
 
 /// The baseline ReplicaSet of a canary: fresh pods of the stable version.

@@ -11,7 +11,7 @@ use super::replicas::{
 };
 use super::scaledown::{abort_scale_down, old_replica_sets};
 use super::validate::{Canary, Step};
-use crate::crd::{CanaryStatus, PauseReason, TrafficWeights, WeightDestination};
+use crate::crd::{CanaryStatus, PauseReason, RolloutStatus, TrafficWeights, WeightDestination};
 
 fn index(p: &Plan) -> usize {
     usize::try_from(p.status.current_step_index.unwrap_or(0).max(0)).unwrap_or(0)
@@ -133,7 +133,8 @@ fn background(p: &mut Plan, c: &Canary) {
 
 /// Moves the cursor as far as the observed state allows.
 fn step_loop(p: &mut Plan, c: &Canary) {
-    let weights_refused = p.observed.weights_verified == Some(false);
+    // A router that failed may not carry the step's weight: the step waits for it.
+    let weights_refused = p.observed.weights_verified == Some(false) || routers_failing(&p.prev);
     while index(p) < c.steps.len() && !p.status.abort {
         let i = index(p);
         let done = match &c.steps[i] {
@@ -305,6 +306,10 @@ pub fn reconcile(p: &mut Plan, c: &Canary) {
     baseline::targets(p, c);
     services(p, c);
     weights(p, c);
+    if routers_failing(&p.prev) && (p.promoted() || p.status.abort) {
+        // Removing the managed routes may be what failed: do it again until every router did.
+        p.remove_routes = true;
+    }
     let status = baseline::status(p, c);
     if status.is_some() || p.status.canary.is_some() {
         canary_status(p).baseline = status;
@@ -486,7 +491,10 @@ fn weights(p: &mut Plan, c: &Canary) {
             && w.stable == desired.stable
             && w.additional == desired.additional
     });
-    if same {
+    // A router that failed last time may hold other weights than the status says: send them
+    // again until every router has taken them.
+    let retry = routers_failing(&p.prev);
+    if same && !retry {
         let verified = p.observed.weights_verified;
         if verified == Some(false) {
             // The routers have not confirmed yet: look again soon (Argo's 10 s retry).
@@ -497,20 +505,34 @@ fn weights(p: &mut Plan, c: &Canary) {
             w.verified = verified;
         }
     } else {
-        p.event(
-            EventKind::Normal,
-            "TrafficWeightUpdated",
-            match desired.additional.first() {
-                Some(b) => format!(
-                    "Traffic weight updated to {weight} (canary) / {} (baseline) / {stable_weight} (stable)",
-                    b.weight
-                ),
-                None => format!(
-                    "Traffic weight updated to {weight} (canary) / {stable_weight} (stable)"
-                ),
-            },
-        );
+        if !same {
+            weight_event(p, &desired);
+        }
         canary_status(p).weights = Some(desired.clone());
         p.weights = Some(desired);
     }
+}
+
+fn weight_event(p: &mut Plan, desired: &TrafficWeights) {
+    let (weight, stable_weight) = (desired.canary.weight, desired.stable.weight);
+    p.event(
+        EventKind::Normal,
+        "TrafficWeightUpdated",
+        match desired.additional.first() {
+            Some(b) => format!(
+                "Traffic weight updated to {weight} (canary) / {} (baseline) / {stable_weight} (stable)",
+                b.weight
+            ),
+            None => format!("Traffic weight updated to {weight} (canary) / {stable_weight} (stable)"),
+        },
+    );
+}
+
+/// Whether the controller reported a traffic router failing after its last attempt
+/// (`status.canary.routers[].lastError`).
+pub fn routers_failing(status: &RolloutStatus) -> bool {
+    status
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.routers.iter().any(|r| r.last_error.is_some()))
 }

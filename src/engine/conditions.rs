@@ -401,7 +401,7 @@ pub fn finish(p: &mut Plan, blue_green: bool, restarting: bool) {
     );
     kstatus(&mut out, &prev, phase, &message, now);
     // Keep conditions other writers own (ReplicaFailure, ...); InvalidSpec is ours and gone, and
-    // so is TrafficRouting: this decision is only written when every router call succeeded.
+    // so is TrafficRouting: the controller adds it back while a router fails.
     for c in &prev {
         let ours = [
             PROGRESSING,

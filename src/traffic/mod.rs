@@ -24,7 +24,7 @@ pub mod traefik;
 
 use crate::crd::{Rollout, SetHeaderRoute, SetMirrorRoute, TrafficWeights, WeightDestination};
 use async_trait::async_trait;
-pub use registry::{PluginEntry, PluginRegistry, RegistryError};
+pub use registry::{PluginEntry, PluginLimits, PluginRegistry, RegistryError};
 use std::sync::Arc;
 
 /// What every router call knows about the Rollout it acts for.
@@ -247,6 +247,7 @@ pub fn routers_for(
             address,
             config,
             http.clone(),
+            plugins.limits(),
         )?));
     }
     Ok(routers)

@@ -1,12 +1,38 @@
 //! The controller's registry of traffic router plugins: plugin name → base URL, set by whoever
 //! installs the controller (`--traffic-plugin NAME=URL`, or `SLUICE_TRAFFIC_PLUGINS`). A
 //! Rollout names a plugin only; the address always comes from here, so writing a Rollout can
-//! never make the controller send requests to an address of the writer's choosing. Pure data:
-//! no I/O.
+//! never make the controller send requests to an address of the writer's choosing. It also
+//! carries the controller-wide limits of every plugin call (`PluginLimits`), which a Rollout's
+//! own settings cannot exceed. Pure data: no I/O.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
+
+/// Controller-wide bounds of every plugin call, set by whoever installs the controller
+/// (`--plugin-timeout-max`, `--plugin-retries-max`, `--plugin-body-max`). A Rollout's
+/// `timeoutSeconds` and `retries` are capped by them, so no Rollout can hold a reconcile
+/// longer than `call_deadline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// The longest timeout of one attempt.
+    pub timeout_max: Duration,
+    /// The most retries of one call.
+    pub retries_max: u32,
+    /// The largest answer body read, in bytes; a larger answer is refused.
+    pub body_max: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self {
+            timeout_max: Duration::from_secs(10),
+            retries_max: 2,
+            body_max: 1024 * 1024,
+        }
+    }
+}
 
 /// One `NAME=URL` entry of `--traffic-plugin`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +110,7 @@ impl FromStr for PluginEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PluginRegistry {
     plugins: BTreeMap<String, String>,
+    limits: PluginLimits,
 }
 
 impl PluginRegistry {
@@ -105,7 +132,22 @@ impl PluginRegistry {
             }
             plugins.insert(entry.name, entry.address);
         }
-        Ok(Self { plugins })
+        Ok(Self {
+            plugins,
+            limits: PluginLimits::default(),
+        })
+    }
+
+    /// The same registry with `limits` on every call.
+    #[must_use]
+    pub fn with_limits(mut self, limits: PluginLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bounds of every plugin call.
+    pub fn limits(&self) -> PluginLimits {
+        self.limits
     }
 
     /// Parses `NAME=URL` entries (the flag's values).

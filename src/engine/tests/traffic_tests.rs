@@ -443,3 +443,63 @@ fn replica_progress_threshold_lets_a_step_complete_early() {
         40
     );
 }
+
+/// The controller reports a router down in `status.canary.routers`.
+fn router_down(s: &mut RolloutStatus) {
+    s.canary.get_or_insert_with(Default::default).routers = vec![RouterStatus {
+        name: "acme/router".into(),
+        last_error: Some("plugin acme/router: connection refused".into()),
+        ..RouterStatus::default()
+    }];
+}
+
+#[test]
+fn a_router_reported_down_gets_the_weights_again_and_holds_the_step() {
+    let mut w = tr_world();
+    w.run();
+    let steady = w.step().clone();
+    assert!(
+        !steady
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::SetWeights(_))),
+        "nothing to send when every router took the weights: {steady:#?}"
+    );
+    let index = steady.status.current_step_index;
+    w.update_status(router_down);
+    let d = w.step().clone();
+    assert_eq!(
+        Some(set_weights(&d)),
+        steady
+            .status
+            .canary
+            .as_ref()
+            .and_then(|c| c.weights.clone()),
+        "the same weights again: {d:#?}"
+    );
+    assert!(
+        !d.events.iter().any(|e| e.reason == "TrafficWeightUpdated"),
+        "a retry is not a new weight: {:#?}",
+        d.events
+    );
+    assert_eq!(d.status.current_step_index, index, "{:#?}", d.status);
+}
+
+#[test]
+fn an_abort_with_a_router_down_sends_stable_weights_and_removes_routes_again() {
+    let mut w = tr_world();
+    w.run();
+    w.update_status(|s| s.abort = true);
+    w.run();
+    let after = w.step().clone();
+    assert!(after.actions.is_empty(), "{after:#?}");
+    w.update_status(router_down);
+    let d = w.step().clone();
+    assert_eq!(set_weights(&d).canary.weight, 0, "{d:#?}");
+    assert!(
+        d.actions
+            .iter()
+            .any(|a| matches!(a, Action::RemoveManagedRoutes)),
+        "{d:#?}"
+    );
+}

@@ -20,6 +20,8 @@ need() { # need COMMAND DEBIAN-PACKAGE
 need cargo ""
 need kubectl kubernetes-client
 need prometheus prometheus
+need chromium chromium
+need chromedriver chromium-driver
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

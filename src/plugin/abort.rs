@@ -2,7 +2,7 @@
 //! stable revision, terminates the runs and marks the Rollout Degraded.
 
 use super::context::Ctx;
-use super::steer;
+use super::steer::{self, Steered};
 use anyhow::bail;
 use clap::Args;
 use serde_json::json;
@@ -22,12 +22,23 @@ pub struct AbortArgs {
 /// When the Rollout is missing, the patch is refused, or it is fully promoted (the engine
 /// would clear the abort: there is nothing to go back from).
 pub async fn run(ctx: &Ctx, args: &AbortArgs) -> anyhow::Result<()> {
-    let name = args.name.as_str();
+    let done = abort(ctx, &args.name).await?;
+    steer::confirm(ctx, &done.rollout, &done.line)
+}
+
+/// Aborts the update of the Rollout `name` in `ctx.namespace`, for the verb and the dashboard.
+///
+/// # Errors
+/// As `run`.
+pub async fn abort(ctx: &Ctx, name: &str) -> anyhow::Result<Steered> {
     let rollout = steer::get(ctx, name).await?;
     let status = rollout.status.unwrap_or_default();
     if status.current_pod_hash.is_some() && status.current_pod_hash == status.stable_rs {
         bail!("rollout {name:?} is fully promoted: nothing to abort");
     }
     let after = steer::patch_status(ctx, name, json!({"abort": true})).await?;
-    steer::confirm(ctx, &after, &format!("rollout '{name}' aborted"))
+    Ok(Steered {
+        rollout: after,
+        line: format!("rollout '{name}' aborted"),
+    })
 }

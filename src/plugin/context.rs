@@ -74,7 +74,12 @@ impl Ctx {
                 })?;
                 Config::from_custom_kubeconfig(kubeconfig, &options).await
             }
-            None => Config::from_kubeconfig(&options).await,
+            // Inside a pod without a kubeconfig (the dashboard's in-cluster install), the pod's
+            // service account; the kubeconfig's error is the one worth reporting otherwise.
+            None => match Config::from_kubeconfig(&options).await {
+                Ok(config) => Ok(config),
+                Err(error) => Config::incluster().map_err(|_| error),
+            },
         }
         .map_err(|e| {
             anyhow::anyhow!("cannot load the kubeconfig ({e}); pass --kubeconfig or set KUBECONFIG")

@@ -9,6 +9,7 @@ pub mod completion;
 pub mod context;
 pub mod convert;
 pub mod create;
+pub mod dashboard;
 pub mod get;
 pub mod judge;
 pub mod lint;
@@ -77,6 +78,8 @@ pub enum Command {
     Create(create::CreateArgs),
     /// Terminate a running AnalysisRun.
     Terminate(terminate::TerminateArgs),
+    /// Serve the live web dashboard of Rollouts and their judgements.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Runs the plugin with parsed arguments; the exit code is the verb's (see `status`).
@@ -128,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => return status::run(&ctx, &args).await,
         Command::Terminate(args) => terminate::run(&ctx, &args).await?,
         Command::Create(args) => create::run(&ctx, &args).await?,
+        Command::Dashboard(args) => dashboard::run(&ctx, &args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -140,7 +144,8 @@ fn output_of(command: &Command) -> Option<output::Format> {
         | Command::Completion(_)
         | Command::Lint(_)
         | Command::Convert(_)
-        | Command::Status(_) => None,
+        | Command::Status(_)
+        | Command::Dashboard(_) => None,
         Command::Get(a) => a.output.output,
         Command::List(a) => a.output.output,
         Command::Promote(a) => a.output.output,

@@ -4,7 +4,7 @@
 //! sets `status.promoteFull`, which skips every remaining step and analysis.
 
 use super::context::Ctx;
-use super::steer;
+use super::steer::{self, Steered};
 use anyhow::bail;
 use clap::Args;
 use serde_json::json;
@@ -26,7 +26,16 @@ pub struct PromoteArgs {
 /// # Errors
 /// When the Rollout is missing, the patch is refused, or there is nothing to promote.
 pub async fn run(ctx: &Ctx, args: &PromoteArgs) -> anyhow::Result<()> {
-    let name = args.name.as_str();
+    let done = promote(ctx, &args.name, args.full).await?;
+    steer::confirm(ctx, &done.rollout, &done.line)
+}
+
+/// Promotes the Rollout `name` in `ctx.namespace` (`full`: past every remaining step), the
+/// action behind both the verb and the dashboard's buttons.
+///
+/// # Errors
+/// When the Rollout is missing, the patch is refused, or there is nothing to promote.
+pub async fn promote(ctx: &Ctx, name: &str, full: bool) -> anyhow::Result<Steered> {
     let rollout = steer::get(ctx, name).await?;
     let status = rollout.status.clone().unwrap_or_default();
     let promoted = status.current_pod_hash.is_some() && status.current_pod_hash == status.stable_rs;
@@ -34,12 +43,15 @@ pub async fn run(ctx: &Ctx, args: &PromoteArgs) -> anyhow::Result<()> {
     if unpause {
         steer::patch_spec(ctx, name, json!({"spec": {"paused": false}})).await?;
     }
-    if args.full {
+    if full {
         if promoted && !unpause {
             bail!("rollout {name:?} is fully promoted: nothing to promote");
         }
         let after = steer::patch_status(ctx, name, json!({"promoteFull": true})).await?;
-        return steer::confirm(ctx, &after, &format!("rollout '{name}' fully promoted"));
+        return Ok(Steered {
+            rollout: after,
+            line: format!("rollout '{name}' fully promoted"),
+        });
     }
     let steps = rollout
         .spec
@@ -62,5 +74,8 @@ pub async fn run(ctx: &Ctx, args: &PromoteArgs) -> anyhow::Result<()> {
     } else {
         bail!("rollout {name:?} is not paused: nothing to promote (--full skips every step)");
     };
-    steer::confirm(ctx, &after, &format!("rollout '{name}' promoted"))
+    Ok(Steered {
+        rollout: after,
+        line: format!("rollout '{name}' promoted"),
+    })
 }

@@ -2,7 +2,7 @@
 //! still set, starts again from the first step and creates new AnalysisRuns.
 
 use super::context::Ctx;
-use super::steer;
+use super::steer::{self, Steered};
 use anyhow::bail;
 use clap::Args;
 use serde_json::json;
@@ -28,11 +28,23 @@ pub async fn run(ctx: &Ctx, args: &RetryArgs) -> anyhow::Result<()> {
         [kind, _] => bail!("cannot retry a {kind:?}: only `retry rollout NAME` exists"),
         _ => bail!("retry needs the name of a Rollout"),
     };
+    let done = retry(ctx, name).await?;
+    steer::confirm(ctx, &done.rollout, &done.line)
+}
+
+/// Retries the aborted Rollout `name` in `ctx.namespace`, for the verb and the dashboard.
+///
+/// # Errors
+/// When the Rollout is missing, the patch is refused, or it is not aborted.
+pub async fn retry(ctx: &Ctx, name: &str) -> anyhow::Result<Steered> {
     let rollout = steer::get(ctx, name).await?;
     let status = rollout.status.unwrap_or_default();
     if !status.abort && status.aborted_at.is_none() {
         bail!("rollout {name:?} is not aborted: nothing to retry");
     }
     let after = steer::patch_status(ctx, name, json!({"abort": false})).await?;
-    steer::confirm(ctx, &after, &format!("rollout '{name}' retried"))
+    Ok(Steered {
+        rollout: after,
+        line: format!("rollout '{name}' retried"),
+    })
 }

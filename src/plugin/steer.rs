@@ -10,6 +10,15 @@ use serde_json::Value;
 /// The field manager of the plugin's writes, so `managedFields` tell them from the controller's.
 pub const FIELD_MANAGER: &str = "kubectl-sluice";
 
+/// What a steering action did: the Rollout after it and the line that says so. The CLI prints
+/// it (`confirm`); the dashboard answers with it.
+pub struct Steered {
+    /// The Rollout as the last patch returned it.
+    pub rollout: Rollout,
+    /// One line for people: `rollout 'web' promoted`.
+    pub line: String,
+}
+
 /// Rollouts in the verb's namespace.
 pub fn rollouts(ctx: &Ctx) -> Api<Rollout> {
     Api::namespaced(ctx.client.clone(), &ctx.namespace)

@@ -142,6 +142,10 @@ impl SideStats {
     }
 }
 
+/// From this many values in both sides together, the sides are cleaned and sorted on two
+/// threads (the controller's usual hundreds of points stay on one).
+const PARALLEL_LEN: usize = 20_000;
+
 /// Classifies one metric at the given confidence level.
 pub fn classify(metric: &Metric, confidence: f64) -> MetricResult {
     let cfg = &metric.config;
@@ -150,9 +154,14 @@ pub fn classify(metric: &Metric, confidence: f64) -> MetricResult {
             control,
             experiment,
         } => {
-            // Each cleaned side is sorted once, for its statistics and the comparison.
-            let x = experiment.clean(cfg.nan_strategy, cfg.outliers).sorted();
-            let y = control.clean(cfg.nan_strategy, cfg.outliers).sorted();
+            // Each cleaned side is sorted once, for its statistics and the comparison; large
+            // sides on two threads.
+            let large = experiment.values().len() + control.values().len() >= PARALLEL_LEN;
+            let (x, y) = crate::parallel::join_if(
+                large,
+                || experiment.clean(cfg.nan_strategy, cfg.outliers).sorted(),
+                || control.clean(cfg.nan_strategy, cfg.outliers).sorted(),
+            );
             classify_samples(cfg, &x, &y, confidence)
         }
         MetricData::Counts {

@@ -44,6 +44,9 @@ pub struct Comparison {
     pub single_value: bool,
 }
 
+/// From this n + m on, the descriptive statistics are computed on a second thread.
+const PARALLEL_LEN: usize = 20_000;
+
 /// Compares `experiment` (canary) with `control`.
 ///
 /// # Errors
@@ -67,9 +70,13 @@ pub fn compare(
 pub(crate) fn compare_sorted(x: &[f64], y: &[f64], level: f64) -> Result<Comparison, CompareError> {
     check_level(level)?;
     let test = rank_test(x, y);
-    let shift = shift_interval(x, y, &test.ties, level)
-        .ok_or(CompareError::Empty { side: "experiment" })?;
-    let (experiment, control) = (Descriptive::of_sorted(x), Descriptive::of_sorted(y));
+    // Large samples: the statistics on a second thread while the interval is selected.
+    let ((experiment, control), shift) = crate::parallel::join_if(
+        x.len() + y.len() >= PARALLEL_LEN,
+        || (Descriptive::of_sorted(x), Descriptive::of_sorted(y)),
+        || shift_interval(x, y, &test.ties, level),
+    );
+    let shift = shift.ok_or(CompareError::Empty { side: "experiment" })?;
     let (mean_x, mean_y) = (experiment.mean, control.mean);
     let mean_ratio = if mean_x == 0.0 || mean_y == 0.0 {
         f64::NAN

@@ -156,9 +156,11 @@ fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
     if raw.metrics.is_empty() {
         return Err(invalid("metrics", "at least one metric is required"));
     }
+    let mut arrays = read_arrays(&raw.metrics).into_iter();
     let mut names = BTreeSet::new();
     let mut metrics = Vec::with_capacity(raw.metrics.len());
     for (i, m) in raw.metrics.into_iter().enumerate() {
+        let read = arrays.next().unwrap_or_default();
         let at = format!("metrics[{i}]");
         if m.name.trim().is_empty() {
             return Err(invalid(format!("{at}.name"), "must not be empty"));
@@ -169,7 +171,7 @@ fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
                 format!("metric {:?} appears more than once", m.name),
             ));
         }
-        metrics.push(metric(&at, m)?);
+        metrics.push(metric(&at, m, read)?);
     }
     Ok(JudgeRequest {
         confidence: scoring.confidence,
@@ -179,7 +181,47 @@ fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
     })
 }
 
-fn metric(at: &str, m: RawMetric<'_>) -> Result<Metric, InputError> {
+/// Sides of all metrics together at least this long (in bytes of JSON) are read on two
+/// threads; below it a thread costs more than it saves.
+const PARALLEL_BYTES: usize = 256 * 1024;
+
+/// Each metric's `[control, experiment]` as read by [`crate::json_samples::sample_array`]
+/// (`None` where that reader declines). The reader cannot fail, so reading every side before
+/// validating changes no error; large inputs are split between two threads by size.
+fn read_arrays(metrics: &[RawMetric<'_>]) -> Vec<[Option<Vec<f64>>; 2]> {
+    let sides: Vec<&str> = metrics
+        .iter()
+        .flat_map(|m| [m.control.get(), m.experiment.get()])
+        .collect();
+    let total: usize = sides.iter().map(|s| s.len()).sum();
+    // Greedy split by size: each side goes to the lighter of the two halves.
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let (mut first_bytes, mut second_bytes) = (0, 0);
+    for (i, side) in sides.iter().enumerate() {
+        if first_bytes <= second_bytes {
+            first.push(i);
+            first_bytes += side.len();
+        } else {
+            second.push(i);
+            second_bytes += side.len();
+        }
+    }
+    let read = |part: &[usize]| -> Vec<(usize, Option<Vec<f64>>)> {
+        part.iter()
+            .map(|&i| (i, crate::json_samples::sample_array(sides[i])))
+            .collect()
+    };
+    let (a, b) =
+        crate::parallel::join_if(total >= PARALLEL_BYTES, || read(&second), || read(&first));
+    let mut arrays: Vec<[Option<Vec<f64>>; 2]> = vec![[None, None]; metrics.len()];
+    for (i, values) in a.into_iter().chain(b) {
+        arrays[i / 2][i % 2] = values;
+    }
+    arrays
+}
+
+fn metric(at: &str, m: RawMetric<'_>, read: [Option<Vec<f64>>; 2]) -> Result<Metric, InputError> {
+    let [read_control, read_experiment] = read;
     let spec = MetricSpec {
         test: m.test,
         direction: m.direction,
@@ -194,8 +236,8 @@ fn metric(at: &str, m: RawMetric<'_>) -> Result<Metric, InputError> {
     let config = spec.config(&m.name, at)?;
     let data = match spec.test() {
         Test::MannWhitney => MetricData::Samples {
-            control: sample(at, "control", &m.name, m.control)?,
-            experiment: sample(at, "experiment", &m.name, m.experiment)?,
+            control: sample(at, "control", &m.name, m.control, read_control)?,
+            experiment: sample(at, "experiment", &m.name, m.experiment, read_experiment)?,
         },
         Test::RateRatio => MetricData::Counts {
             control: counts(&format!("{at}.control"), m.control)?,
@@ -205,9 +247,16 @@ fn metric(at: &str, m: RawMetric<'_>) -> Result<Metric, InputError> {
     Ok(Metric { config, data })
 }
 
-fn sample(at: &str, side: &str, name: &str, raw: &RawValue) -> Result<Sample, InputError> {
+/// `read`: the side as [`crate::json_samples::sample_array`] read it, if it could.
+fn sample(
+    at: &str,
+    side: &str,
+    name: &str,
+    raw: &RawValue,
+    read: Option<Vec<f64>>,
+) -> Result<Sample, InputError> {
     let field = format!("{at}.{side}");
-    let values = match crate::json_samples::sample_array(raw.get()) {
+    let values = match read {
         Some(values) => values,
         None => general_sample(&field, side, name, value(&field, raw)?)?,
     };
@@ -339,4 +388,42 @@ fn summed(field: &str, value: Value, integral: bool) -> Result<Option<f64>, Inpu
         return Err(invalid(field, "the event count exceeds 2^53"));
     }
     Ok(seen.then_some(sum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sides large enough to be read on two threads give every value as `str::parse` reads
+    /// it, each on its own side.
+    #[test]
+    fn large_sides_read_on_two_threads_keep_every_value_in_place() {
+        let side = |seed: u64| -> Vec<String> {
+            (0..30_000u64)
+                .map(|i| format!("{}", (i * seed % 100_003) as f64 / 7.0 + 80.0))
+                .collect()
+        };
+        let (control, experiment) = (side(31), side(57));
+        let text = format!(
+            r#"{{"metrics": [{{"name": "a", "control": [{}], "experiment": [{}, null]}}]}}"#,
+            control.join(", "),
+            experiment.join(",\n")
+        );
+        assert!(text.len() >= PARALLEL_BYTES, "{} bytes", text.len());
+        let request = parse(&text).unwrap();
+        let MetricData::Samples {
+            control: got_control,
+            experiment: got_experiment,
+        } = &request.metrics[0].data
+        else {
+            panic!("not a sample metric: {:?}", request.metrics[0].data);
+        };
+        let want = |texts: &[String]| -> Vec<f64> {
+            texts.iter().map(|t| t.parse::<f64>().unwrap()).collect()
+        };
+        assert_eq!(got_control.values(), &want(&control)[..]);
+        let got = got_experiment.values();
+        assert_eq!(&got[..got.len() - 1], &want(&experiment)[..]);
+        assert!(got[got.len() - 1].is_nan(), "null is a missing point");
+    }
 }

@@ -5,42 +5,83 @@
 //! too large for a double) gives `None`, and `input` then takes the general path, which
 //! produces the same values or the error message naming the field.
 //!
-//! Numbers are read with the standard library's `f64` parser, which rounds correctly: every
-//! value equals the double that R, Python and scipy read from the same text.
+//! One pass over the text: each element is found, read and stored before the next, into a
+//! vector sized once from the count of commas (an upper bound on the elements), so the values
+//! cost no allocation of their own. Numbers are read with the standard library's `f64`
+//! parser, which rounds correctly: every value equals the double that R, Python and scipy
+//! read from the same text.
 
 /// The elements of `text` (a valid JSON value) as doubles, NaN for a missing point; `None` when
 /// `text` is not an array of the recognised element forms.
 pub(crate) fn sample_array(text: &str) -> Option<Vec<f64>> {
-    let inner = text
-        .strip_prefix('[')?
-        .strip_suffix(']')?
-        .trim_matches(is_space);
-    if inner.is_empty() {
-        return Some(Vec::new());
+    let bytes = text.as_bytes();
+    let mut i = skip_space(bytes, 0);
+    if bytes.get(i) != Some(&b'[') {
+        return None;
     }
-    let mut values = Vec::with_capacity(inner.bytes().filter(|b| *b == b',').count() + 1);
-    // A `,` inside a string would split it, but then the first piece starts with `"` and does
-    // not end with one, so it matches no recognised form and the whole array goes the general
-    // way: when every piece is recognised, the split was at the array's own commas.
-    for token in inner.split(',') {
-        values.push(element(token.trim_matches(is_space))?);
+    i = skip_space(bytes, i + 1);
+    let mut values = Vec::new();
+    if bytes.get(i) == Some(&b']') {
+        return at_end(bytes, i + 1).then_some(values);
     }
-    Some(values)
+    // A `,` inside a string would be counted too, but then the array holds a string that is
+    // not a recognised form and the whole array goes the general way.
+    values.reserve_exact(bytes.iter().filter(|&&b| b == b',').count() + 1);
+    loop {
+        let (value, next) = element(text, i)?;
+        values.push(value);
+        i = skip_space(bytes, next);
+        match bytes.get(i)? {
+            b',' => i = skip_space(bytes, i + 1),
+            b']' => return at_end(bytes, i + 1).then_some(values),
+            _ => return None,
+        }
+    }
 }
 
-fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r')
+fn skip_space(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(i) {
+        i += 1;
+    }
+    i
 }
 
-fn element(token: &str) -> Option<f64> {
-    match token.as_bytes().first()? {
-        b'-' | b'0'..=b'9' => token.parse::<f64>().ok().filter(|v| v.is_finite()),
-        _ => match token {
-            "null" | "\"NaN\"" | "\"nan\"" => Some(f64::NAN),
-            "\"+Inf\"" | "\"Inf\"" | "\"Infinity\"" | "\"+Infinity\"" => Some(f64::INFINITY),
-            "\"-Inf\"" | "\"-Infinity\"" => Some(f64::NEG_INFINITY),
-            _ => None,
-        },
+/// Only whitespace follows position `i`.
+fn at_end(bytes: &[u8], i: usize) -> bool {
+    skip_space(bytes, i) == bytes.len()
+}
+
+/// The element starting at byte `i` and the position just after it.
+fn element(text: &str, i: usize) -> Option<(f64, usize)> {
+    let bytes = text.as_bytes();
+    match bytes.get(i)? {
+        b'-' | b'0'..=b'9' => {
+            // The text is valid JSON, so the token is a JSON number; its characters are these.
+            let len = bytes[i..]
+                .iter()
+                .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .unwrap_or(bytes.len() - i);
+            let value = text.get(i..i + len)?.parse::<f64>().ok()?;
+            value.is_finite().then_some((value, i + len))
+        }
+        _ => {
+            const WORDS: [(&str, f64); 9] = [
+                ("null", f64::NAN),
+                ("\"NaN\"", f64::NAN),
+                ("\"nan\"", f64::NAN),
+                ("\"+Inf\"", f64::INFINITY),
+                ("\"Inf\"", f64::INFINITY),
+                ("\"Infinity\"", f64::INFINITY),
+                ("\"+Infinity\"", f64::INFINITY),
+                ("\"-Inf\"", f64::NEG_INFINITY),
+                ("\"-Infinity\"", f64::NEG_INFINITY),
+            ];
+            let rest = &bytes[i..];
+            WORDS
+                .iter()
+                .find(|(word, _)| rest.starts_with(word.as_bytes()))
+                .map(|&(word, value)| (value, i + word.len()))
+        }
     }
 }
 
@@ -81,6 +122,106 @@ mod tests {
                 _ => false,
             };
             assert!(ok, "{text}: {got:?}, want {want:?}");
+        }
+    }
+
+    /// The previous reader (split at commas, trim, `str::parse`), kept as the reference the
+    /// one-pass reader must equal.
+    fn split_reader(text: &str) -> Option<Vec<f64>> {
+        let space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+        let inner = text
+            .trim_matches(space)
+            .strip_prefix('[')?
+            .strip_suffix(']')?
+            .trim_matches(space);
+        if inner.is_empty() {
+            return Some(Vec::new());
+        }
+        inner
+            .split(',')
+            .map(|token| {
+                let token = token.trim_matches(space);
+                match token.as_bytes().first()? {
+                    b'-' | b'0'..=b'9' => token.parse::<f64>().ok().filter(|v| v.is_finite()),
+                    _ => match token {
+                        "null" | "\"NaN\"" | "\"nan\"" => Some(f64::NAN),
+                        "\"+Inf\"" | "\"Inf\"" | "\"Infinity\"" | "\"+Infinity\"" => {
+                            Some(f64::INFINITY)
+                        }
+                        "\"-Inf\"" | "\"-Infinity\"" => Some(f64::NEG_INFINITY),
+                        _ => None,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// JSON number texts: shortest round-trip, exponent forms, long and odd mantissas, integers
+    /// beyond 2^53, subnormals and values that overflow a double.
+    fn number_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<f64>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{v:?}")),
+            any::<f64>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{v:e}")),
+            (any::<i64>(), 0u32..25).prop_map(|(m, d)| format!("{m}.{}", "7".repeat(d as usize))),
+            (-99_999i64..99_999, -330i32..330, any::<bool>())
+                .prop_map(|(m, e, big)| format!("{m}{}{e}", if big { "E" } else { "e" })),
+            "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,30})?([eE][+-]?[0-9]{1,3})?",
+        ]
+    }
+
+    fn element_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => number_text(),
+            1 => prop::sample::select(vec![
+                "null", "\"NaN\"", "\"nan\"", "\"Inf\"", "\"-Infinity\"", "\"+Inf\"",
+                "\"x\"", "\"1,2\"", "[1]", "{}", "true",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn space() -> impl Strategy<Value = String> {
+        prop::sample::select(vec!["", "", " ", "\n  ", "\t", "\r\n"]).prop_map(str::to_owned)
+    }
+
+    fn equal(a: Option<&[f64]>, b: Option<&[f64]>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => same(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Each number token reads as `str::parse::<f64>` reads it (None when not finite).
+        #[test]
+        fn numbers_read_as_str_parse(token in number_text()) {
+            let want = token.parse::<f64>().ok().filter(|v| v.is_finite());
+            let got = sample_array(&format!("[{token}]"));
+            prop_assert!(
+                equal(got.as_deref(), want.as_ref().map(std::slice::from_ref)),
+                "{}: {:?}, want {:?}", token, got, want
+            );
+        }
+
+        /// Whole arrays with any spacing equal the previous split-based reader.
+        #[test]
+        fn arrays_equal_the_split_reader(
+            items in prop::collection::vec((space(), element_text(), space()), 0..40),
+            outer in space(),
+        ) {
+            let body: Vec<String> = items.iter().map(|(a, e, b)| format!("{a}{e}{b}")).collect();
+            let text = format!("{outer}[{}]{outer}", body.join(","));
+            let text = text.trim();
+            let got = sample_array(text);
+            let want = split_reader(text);
+            prop_assert!(equal(got.as_deref(), want.as_deref()), "{}: {:?}, want {:?}", text, got, want);
         }
     }
 

@@ -15,6 +15,7 @@ mod json_samples;
 pub mod judge;
 pub mod mann_whitney;
 pub mod nullable;
+mod parallel;
 pub mod rate_ratio;
 pub mod sample;
 pub mod score;

@@ -235,22 +235,39 @@ impl<'a> Differences<'a> {
                 first_pivots.push(pick_bracket(&mut work.values, &shared, k, k));
             }
         }
-        let last_index = ranks.len() - 1;
-        ranks
+        let targets: Vec<(u64, Option<(f64, f64)>)> = ranks
             .iter()
             .enumerate()
-            .map(|(i, &k)| {
-                let pivots = first_pivots.get(i).copied().flatten();
-                let windows = if i == last_index {
-                    std::mem::take(&mut shared)
-                } else {
-                    shared.clone()
-                };
-                self.select_within(k, windows, pivots, &mut work)
-            })
+            .map(|(i, &k)| (k, first_pivots.get(i).copied().flatten()))
+            .collect();
+        // Large matrices: the first target on a second thread with its own workspace.
+        let fork = targets.len() > 1 && self.x.len() + self.cols() >= PARALLEL_LEN;
+        let split = usize::from(fork);
+        let (head, tail) = targets.split_at(split);
+        let (mut found, rest) = crate::parallel::join_if(
+            fork,
+            || self.select_each(head, &shared, &mut Workspace::new(self.x.len())),
+            || self.select_each(tail, &shared, &mut work),
+        );
+        found.extend(rest);
+        found.into_iter().collect()
+    }
+
+    /// [`Self::select_within`] for each `(k, first pivots)`, starting from `windows`.
+    fn select_each(
+        &self,
+        targets: &[(u64, Option<(f64, f64)>)],
+        windows: &Windows,
+        work: &mut Workspace,
+    ) -> Vec<Option<(f64, Option<f64>)>> {
+        targets
+            .iter()
+            .map(|&(k, pivots)| self.select_within(k, windows.clone(), pivots, work))
             .collect()
     }
 
+    /// Candidates left when the windows are copied out for the final selection: a quarter of
+    /// n + m, so the copy and the final `select_nth_unstable` cost less than one more round.
     fn finish_at(&self) -> u64 {
         (4 * (self.x.len() + self.cols())).max(4096) as u64
     }
@@ -484,6 +501,10 @@ fn pick_bracket(sample: &mut [f64], windows: &Windows, low: u64, high: u64) -> O
 /// Independent row runs per staircase pass (see `staircase_bracket`).
 const SEGMENTS: usize = 4;
 
+/// From this n + m on, [`Differences::select_many_with_next`] selects its first target on a
+/// second thread (the controller's usual samples of hundreds of points stay on one).
+const PARALLEL_LEN: usize = 20_000;
+
 /// Scratch buffers reused across rounds, all O(n + m).
 struct Workspace {
     lt_a: Vec<usize>,
@@ -607,7 +628,7 @@ mod tests {
     }
 
     /// Large enough to run the sampling rounds: 600 × 500 has 300,000 differences against a
-    /// finishing threshold of 4,400.
+    /// finishing threshold of 4,096.
     #[test]
     fn sampled_rounds_agree_with_brute_force_on_a_large_matrix_with_ties() {
         let x: Vec<f64> = (0..600).map(|i| f64::from((i * 37) % 101) * 0.5).collect();
@@ -638,6 +659,35 @@ mod tests {
             assert_eq!(value, expected[k as usize - 1], "k = {k}");
             if let Some(next) = next {
                 assert_eq!(next, expected[k as usize], "k = {k}");
+            }
+        }
+    }
+
+    /// Above `PARALLEL_LEN` the first target is selected on a second thread: every value must
+    /// still be the exact order statistic (checked by its rank, without the 10^8 differences)
+    /// and equal the one-target selection, which stays on one thread.
+    #[test]
+    fn forked_selection_of_large_matrices_is_exact() {
+        let x = sorted(
+            (0..12_000)
+                .map(|i| f64::from((i * 7919) % 4999) * 0.01)
+                .collect(),
+        );
+        let y = sorted(
+            (0..10_000)
+                .map(|i| f64::from((i * 104_729) % 3001) * 0.02 + 3.0)
+                .collect(),
+        );
+        let diffs = Differences::new(&x, &y);
+        let total = diffs.count();
+        let ranks = [total / 100, total / 2, total / 2 + 1, total - total / 100];
+        let found = diffs.select_many_with_next(&ranks).unwrap();
+        for (&k, &(value, next)) in ranks.iter().zip(&found) {
+            let (lt, le) = diffs.rank_of(value);
+            assert!(lt < k && k <= le, "k = {k}: {value} has ranks ({lt}, {le}]");
+            assert_eq!(diffs.select(k), Some(value), "k = {k}");
+            if let Some(next) = next {
+                assert_eq!(diffs.select(k + 1), Some(next), "k + 1 = {}", k + 1);
             }
         }
     }

@@ -194,7 +194,10 @@ impl PluginRouter {
             Ok(resp) => resp,
             Err(e) => {
                 let transient = e.is_timeout() || e.is_connect() || e.is_request();
-                return Err((format!("{method}: {e}"), transient));
+                return Err((
+                    format!("{method}: {}", send_failure(&e, timeout)),
+                    transient,
+                ));
             }
         };
         let status = resp.status();
@@ -230,6 +233,18 @@ impl PluginRouter {
         }
         serde_json::from_str(&text)
             .map_err(|e| (format!("{method}: the answer is not JSON: {e}"), false))
+    }
+}
+
+/// What went wrong sending a call: a timeout said as one (reqwest's own text only says the
+/// request could not be sent), anything else with its cause (connection refused, reset…).
+fn send_failure(error: &reqwest::Error, timeout: Duration) -> String {
+    if error.is_timeout() {
+        return format!("timed out: no answer within {}s", timeout.as_secs());
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
     }
 }
 

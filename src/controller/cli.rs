@@ -68,6 +68,17 @@ pub struct ControllerArgs {
     /// service account's), or the kubeconfig context's namespace outside one.
     #[arg(long, env = "SLUICE_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// How long a standby waits, from the last change of the Lease it saw, before it takes
+    /// over (`15s`, whole seconds are written to the Lease).
+    #[arg(long, env = "SLUICE_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: std::time::Duration,
+    /// How long the leader keeps writing after the start of its last successful renewal;
+    /// shorter than the lease duration.
+    #[arg(long, env = "SLUICE_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: std::time::Duration,
+    /// How often candidates try to acquire or renew the Lease; shorter than the renew deadline.
+    #[arg(long, env = "SLUICE_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: std::time::Duration,
     /// This replica's identity in the Lease and in Events (defaults to the host name).
     #[arg(long, env = "SLUICE_IDENTITY")]
     pub identity: Option<String>,
@@ -156,14 +167,11 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     drop(result);
 }
 
-/// Build the one `kube::Client` from the flags.
+/// The API configuration from the flags.
 ///
 /// # Errors
 /// When the kubeconfig cannot be read or names an unknown context.
-pub async fn client(
-    args: &ControllerArgs,
-    counting: &super::client_metrics::RequestCountLayer,
-) -> anyhow::Result<kube::Client> {
+async fn config(args: &ControllerArgs) -> anyhow::Result<kube::Config> {
     let options = kube::config::KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
@@ -179,8 +187,19 @@ pub async fn client(
             .await
             .context("no kubeconfig and not in a cluster: pass --kubeconfig")?,
     };
-    let builder =
-        kube::client::ClientBuilder::try_from(config).context("building the Kubernetes client")?;
+    Ok(config)
+}
+
+/// Build the one `kube::Client` of reconciles from the flags.
+///
+/// # Errors
+/// When the kubeconfig cannot be read or names an unknown context.
+pub async fn client(
+    args: &ControllerArgs,
+    counting: &super::client_metrics::RequestCountLayer,
+) -> anyhow::Result<kube::Client> {
+    let builder = kube::client::ClientBuilder::try_from(config(args).await?)
+        .context("building the Kubernetes client")?;
     Ok(builder
         .with_layer(&super::throttle::ThrottleLayer::new(args.qps, args.burst))
         .with_layer(counting)
@@ -255,10 +274,17 @@ pub async fn run_controller(
             .lease_namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string());
-        let settings = LeaseSettings::new(name, namespace, identity.clone());
-        super::leader::preflight(&client, &settings).await?;
+        let mut settings = LeaseSettings::new(name, namespace, identity.clone());
+        settings.lease_duration = args.leader_elect_lease_duration;
+        settings.renew_deadline = args.leader_elect_renew_deadline;
+        settings.retry_period = args.leader_elect_retry_period;
+        // Its own client: renewals never wait behind reconciles in the throttle.
+        let election = super::leader::election_client(config(&args).await?, &identity)
+            .context("building the leader election client")?;
+        let election = metrics.request_layer().wrap(election);
+        super::leader::preflight(&election, &settings).await?;
         tokio::spawn(run_election(
-            client.clone(),
+            election,
             settings,
             leadership.clone(),
             stop_rx.clone(),

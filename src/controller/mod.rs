@@ -6,7 +6,7 @@
 //! function) → act (`act.rs`, each `Action` idempotently) → events (`events.rs`) → status
 //! (`status.rs`, one patch when changed). `run.rs` builds the watches (`cache.rs` the compact
 //! ReplicaSet they cache), `index.rs` their reverse indexes (children by owner, Rollouts by the
-//! names they reference), `leader.rs` the Lease
+//! names they reference), `leader/` the Lease
 //! election, `metrics.rs` and `http.rs` the observability endpoints.
 
 pub mod act;

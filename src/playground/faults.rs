@@ -1,8 +1,12 @@
 //! Fault injection for controller tests: fail the next N requests matching a verb and
-//! resource with a chosen status code. Shared state behind a mutex; touches nothing else.
+//! resource with a chosen status code, and cut off ONE client (matched by its User-Agent) by
+//! failing or holding all its requests until healed. Shared state behind a mutex; touches
+//! nothing else.
 
 use super::error::ApiError;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
 struct Rule {
@@ -12,10 +16,45 @@ struct Rule {
     remaining: usize,
 }
 
+/// What happens to every request of a cut-off client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Answered at once with this HTTP code.
+    Fail(u16),
+    /// Not answered until the client is healed.
+    Hold,
+}
+
 /// The fault-injection knobs of a running playground.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Faults {
     rules: Mutex<Vec<Rule>>,
+    /// Cut-off clients: a User-Agent substring and what their requests get.
+    clients: Mutex<Vec<(String, Cut)>>,
+    /// Bumped whenever `clients` changes, so held requests look again.
+    generation: watch::Sender<u64>,
+    /// Requests being held right now.
+    held: AtomicUsize,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            rules: Mutex::default(),
+            clients: Mutex::default(),
+            generation: watch::channel(0).0,
+            held: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Counts a held request for as long as it is held, however its handler ends.
+struct HeldGuard<'a>(&'a AtomicUsize);
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Faults {
@@ -32,6 +71,81 @@ impl Faults {
         });
     }
 
+    /// Partition one client: every request whose User-Agent contains `agent` fails with HTTP
+    /// `code` until [`Faults::heal_client`].
+    pub fn fail_client(&self, agent: &str, code: u16) {
+        self.cut(agent, Cut::Fail(code));
+    }
+
+    /// Hang one client: every request whose User-Agent contains `agent` gets no answer until
+    /// [`Faults::heal_client`] (then it is served normally).
+    pub fn hold_client(&self, agent: &str) {
+        self.cut(agent, Cut::Hold);
+    }
+
+    /// Serve the client cut off by `fail_client` or `hold_client` again, held requests included.
+    pub fn heal_client(&self, agent: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(a, _)| a != agent);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// How many requests are being held (by `hold_client`) right now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    fn cut(&self, agent: &str, cut: Cut) {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.retain(|(a, _)| a != agent);
+        clients.push((agent.to_string(), cut));
+        drop(clients);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn cut_of(&self, user_agent: &str) -> Option<Cut> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(a, _)| user_agent.contains(a.as_str()))
+            .map(|(_, cut)| *cut)
+    }
+
+    /// Let a request of the client with this User-Agent through: at once when it is not cut
+    /// off, after it is healed when it is held.
+    ///
+    /// # Errors
+    /// The injected error when the client is failed.
+    pub async fn admit(&self, user_agent: &str) -> Result<(), ApiError> {
+        let mut changes = self.generation.subscribe();
+        let mut guard = None;
+        loop {
+            match self.cut_of(user_agent) {
+                None => return Ok(()),
+                Some(Cut::Fail(code)) => {
+                    return Err(ApiError::Injected {
+                        code,
+                        message: format!("injected fault: this client fails with {code}"),
+                    });
+                }
+                Some(Cut::Hold) => {
+                    if guard.is_none() {
+                        self.held.fetch_add(1, Ordering::SeqCst);
+                        guard = Some(HeldGuard(&self.held));
+                    }
+                    // The sender lives as long as `self`; an error cannot happen while we
+                    // borrow it, and would only end the hold.
+                    if changes.changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     /// How many injected failures are still pending.
     pub fn pending(&self) -> usize {
         self.rules
@@ -45,6 +159,11 @@ impl Faults {
     /// Remove every pending fault.
     pub fn clear(&self) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.generation.send_modify(|g| *g += 1);
     }
 
     /// The injected error for this request, if a rule matches (consuming one use of it).

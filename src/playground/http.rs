@@ -118,6 +118,12 @@ impl Parsed {
 
 async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
+    let agent = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    server.faults.admit(agent).await?;
     let segments: Vec<String> = parts
         .uri
         .path()

@@ -212,3 +212,43 @@ async fn a_status_patch_from_an_older_version_is_refused() {
     // No controller runs here, so no finalizer holds the delete.
     api.delete("web", &DeleteParams::default()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promote_is_decided_again_on_the_rollout_it_lands_on() {
+    let h = Harness::start().await;
+    let ns = "promote-race";
+    h.namespace(ns).await;
+    let steps = "        - setWeight: 20\n        - setWeight: 40\n        - setWeight: 60\n";
+    h.apply_yaml(ns, &canary_yaml("web", 1, steps)).await;
+    // Mid-update on the first step, not paused (no controller runs: nothing else writes).
+    h.patch_status(
+        ns,
+        "web",
+        json!({"currentPodHash": "new", "stableRS": "old", "currentStepIndex": 0}),
+    )
+    .await;
+
+    // The person's promote ("skip the current step") is parked after deciding on step 0...
+    let mut hold = h.playground.holds().hold_next(HoldFilter {
+        verb: "patch".into(),
+        resource: "rollouts/status".into(),
+        field_manager: Some(sluice::plugin::steer::FIELD_MANAGER.into()),
+        body_contains: Some("currentStepIndex".into()),
+    });
+    let ctx = person(&h, ns);
+    let promote =
+        tokio::spawn(async move { sluice::plugin::promote::promote(&ctx, "web", false).await });
+    assert!(hold.arrived().await, "no promote write");
+    // ...while the step completes on its own (as the controller would write it).
+    h.patch_status(ns, "web", json!({"currentStepIndex": 1}))
+        .await;
+    hold.release();
+
+    let done = promote.await.unwrap().unwrap();
+    let status = done.rollout.status.unwrap_or_default();
+    // Decided again on step 1, the promote skips step 1; unguarded, it would have written
+    // step 1 over step 1 and skipped nothing.
+    assert_eq!(status.current_step_index, Some(2), "{status:?}");
+    let api = h.rollouts(ns);
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+}

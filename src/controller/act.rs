@@ -79,6 +79,20 @@ impl ActError {
     }
 }
 
+impl ActError {
+    /// An AnalysisRun error; a run name taken by another owner is reported like any object's.
+    fn from_analysis_run(error: AnalysisRunError) -> Self {
+        match error {
+            AnalysisRunError::OwnedByAnother { name, owner } => Self::OwnedByAnother {
+                kind: "AnalysisRun",
+                name,
+                owner,
+            },
+            other => Self::AnalysisRun(other),
+        }
+    }
+}
+
 /// What acting did. The Events describing it come from the engine's `Decision`.
 #[derive(Debug, Default)]
 pub struct ActReport {
@@ -279,7 +293,7 @@ async fn apply_one(
                 analysis,
             )
             .await
-            .map_err(ActError::AnalysisRun)?;
+            .map_err(ActError::from_analysis_run)?;
             if created {
                 report.writes += 1;
             }
@@ -404,21 +418,14 @@ pub fn check_owner(
     name: &str,
     owners: &[OwnerReference],
 ) -> Result<(), ActError> {
-    let controller = owners.iter().find(|o| o.controller == Some(true));
-    if let (Some(owner), Some(uid)) = (controller, rollout.uid())
-        && owner.uid == uid
-    {
-        return Ok(());
+    match super::owner::foreign_owner(rollout.uid().as_deref(), owners) {
+        None => Ok(()),
+        Some(owner) => Err(ActError::OwnedByAnother {
+            kind,
+            name: name.to_owned(),
+            owner,
+        }),
     }
-    let owner = match controller.or(owners.first()) {
-        Some(o) => format!("owned by {}/{}", o.kind, o.name),
-        None => "not owned by anyone".to_owned(),
-    };
-    Err(ActError::OwnedByAnother {
-        kind,
-        name: name.to_owned(),
-        owner,
-    })
 }
 
 fn api_error(verb: &'static str, kind: &'static str, name: &str, source: kube::Error) -> ActError {

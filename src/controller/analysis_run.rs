@@ -23,6 +23,17 @@ pub enum AnalysisRunError {
         /// The template's name.
         name: String,
     },
+    /// An AnalysisRun with the run's name exists and is not the Rollout's.
+    #[error(
+        "AnalysisRun {name} already exists and is {owner}, not this Rollout's; Sluice will not \
+         adopt it: delete or rename it"
+    )]
+    OwnedByAnother {
+        /// The run's name.
+        name: String,
+        /// Who owns it (`owned by Kind/name`, or `not owned by anyone`).
+        owner: String,
+    },
     /// An API call failed.
     #[error("{verb} {kind} {name}")]
     Api {
@@ -43,6 +54,7 @@ impl AnalysisRunError {
     pub fn category(&self) -> &'static str {
         match self {
             Self::TemplateNotFound { .. } => "AnalysisTemplateNotFound",
+            Self::OwnedByAnother { .. } => "ObjectOwnedByAnother",
             Self::Api { .. } => "ApiError",
         }
     }
@@ -137,12 +149,45 @@ pub async fn create(
     ctx.metrics.api_request("create", &result);
     match result {
         Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        // Ours from an earlier reconcile whose cache had not caught up yet, or someone else's.
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            let existing = api.get_opt(name).await;
+            ctx.metrics.api_request("get", &existing);
+            let existing = existing.map_err(|source| AnalysisRunError::Api {
+                verb: "get",
+                kind: "AnalysisRun",
+                name: name.into(),
+                source,
+            })?;
+            // Gone again since the 409: the next reconcile creates it.
+            if let Some(existing) = existing {
+                ours(rollout, name, existing.owner_references())?;
+            }
+            Ok(false)
+        }
         Err(source) => Err(AnalysisRunError::Api {
             verb: "create",
             kind: "AnalysisRun",
             name: name.into(),
             source,
+        }),
+    }
+}
+
+/// `Ok` when the Rollout is the run's controller owner.
+///
+/// # Errors
+/// `OwnedByAnother`, naming the run and its owner.
+pub fn ours(
+    rollout: &Rollout,
+    name: &str,
+    owners: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference],
+) -> Result<(), AnalysisRunError> {
+    match super::owner::foreign_owner(rollout.uid().as_deref(), owners) {
+        None => Ok(()),
+        Some(owner) => Err(AnalysisRunError::OwnedByAnother {
+            name: name.to_owned(),
+            owner,
         }),
     }
 }
@@ -250,5 +295,31 @@ fn field_value(rollout: &Rollout, path: &str) -> Option<String> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_name_taken_by_another_owner_is_an_error_naming_both() {
+        let mut rollout = Rollout::new("web", Default::default());
+        rollout.metadata.uid = Some("mine".into());
+        let ours_ref = rollout.controller_owner_ref(&()).unwrap();
+        assert!(ours(&rollout, "web-abc-2", &[ours_ref]).is_ok());
+
+        let mut other = Rollout::new("api", Default::default());
+        other.metadata.uid = Some("theirs".into());
+        let theirs = other.controller_owner_ref(&()).unwrap();
+        let err = ours(&rollout, "web-abc-2", &[theirs]).unwrap_err();
+        assert_eq!(err.category(), "ObjectOwnedByAnother");
+        let text = err.to_string();
+        assert!(
+            text.contains("AnalysisRun web-abc-2") && text.contains("owned by Rollout/api"),
+            "{text}"
+        );
+        let err = ours(&rollout, "web-abc-2", &[]).unwrap_err();
+        assert!(err.to_string().contains("not owned by anyone"), "{err}");
     }
 }

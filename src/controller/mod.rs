@@ -28,6 +28,7 @@ pub mod leader;
 pub mod measure;
 pub mod metrics;
 pub mod observe;
+pub mod owner;
 pub mod queue;
 pub mod reconcile;
 pub mod restart;

@@ -2,7 +2,10 @@
 //! → act → events → status, one `?` per stage, inside one tracing span; plus the error policy
 //! (capped exponential back-off). A failing traffic router is not a failed reconcile: its state
 //! goes into the status beside the rest of the decision and the router step is retried with
-//! back-off. The only place that reads the clock for the engine.
+//! back-off. The status write is guarded by the resourceVersion the decision was made from; when
+//! the Rollout changed meanwhile (a person's abort, a promote) the driver reads the latest object
+//! and decides again at once instead of writing a stale status. The only place that reads the
+//! clock for the engine.
 
 use super::act::{self, ActError, Acting};
 use super::cleanup::{self, CleanupError, FINALIZER};
@@ -104,7 +107,7 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Actio
             &rollout.namespace().unwrap_or_default(),
             &rollout.name_any(),
         );
-        let result = reconcile_inner(&rollout, &ctx).await;
+        let result = reconcile_latest(&rollout, &ctx).await;
         let label = match &result {
             Ok(_) => "ok",
             Err(error) => error.category(),
@@ -155,6 +158,38 @@ async fn report_failure(ctx: &Context, rollout: &Rollout, type_: &str, error: &R
     }
 }
 
+/// How many decisions one reconcile makes when its status writes keep meeting a newer Rollout;
+/// after that it backs off like any failure.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+/// Reconcile; when the status write finds that the Rollout changed since it was read (a
+/// person's abort, say), drop that decision's status, read the latest object from the API
+/// server (the cache may not have it yet) and decide again at once. What the stale decision
+/// already did to children is idempotent state the new decision corrects.
+async fn reconcile_latest(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let mut current = rollout.clone();
+    let mut attempt = 1;
+    loop {
+        match reconcile_inner(&current, ctx).await {
+            Err(ReconcileError::Status(StatusError::Conflict { .. }))
+                if attempt < CONFLICT_ATTEMPTS =>
+            {
+                attempt += 1;
+                tracing::debug!(
+                    attempt,
+                    "rollout changed during the reconcile; deciding again"
+                );
+                match status::read_latest(ctx, &current).await? {
+                    Some(latest) => current = Arc::new(latest),
+                    // Deleted meanwhile: its deletion is a change of its own.
+                    None => return Ok(Action::await_change()),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action, ReconcileError> {
     if !ctx.leadership.is_leader() {
         // A standby keeps its caches warm and nothing else; becoming leader reconciles all.
@@ -169,6 +204,18 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
 
+    // The finalizer write moves the resourceVersion; the status write is guarded by the object
+    // it returned (the same spec and status: that write was guarded too).
+    let rollout = &if rollout.metadata.deletion_timestamp.is_none()
+        && !rollout.finalizers().iter().any(|f| f == FINALIZER)
+    {
+        match set_finalizer(ctx, rollout, true).await? {
+            Some(written) => Arc::new(written),
+            None => rollout.clone(),
+        }
+    } else {
+        rollout.clone()
+    };
     let (routers, mut outcomes) = build_routers(ctx, rollout);
     let status = rollout.status.clone().unwrap_or_default();
     let mut route_ctx = RouteContext {
@@ -179,9 +226,6 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
 
     if rollout.metadata.deletion_timestamp.is_some() {
         return finalize(ctx, rollout, &routers, &route_ctx, &outcomes).await;
-    }
-    if !rollout.finalizers().iter().any(|f| f == FINALIZER) {
-        set_finalizer(ctx, rollout, true).await?;
     }
 
     let mut observed = observe::observe(rollout, &ctx.stores)?;
@@ -361,11 +405,12 @@ fn desired_weight(rollout: &Rollout, status: &RolloutStatus) -> Option<i32> {
     )
 }
 
+/// Adds or removes our finalizer; the Rollout as written (`None`: it was already gone).
 async fn set_finalizer(
     ctx: &Context,
     rollout: &Rollout,
     present: bool,
-) -> Result<(), ReconcileError> {
+) -> Result<Option<Rollout>, ReconcileError> {
     ctx.leadership
         .ensure()
         .map_err(|e| ReconcileError::Act(ActError::NotLeader(e)))?;
@@ -400,9 +445,9 @@ async fn set_finalizer(
             {
                 ctx.remember(key(rollout), |m| m.last_written_version = Some(v));
             }
-            Ok(())
+            Ok(Some(written))
         }
-        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 && !present => Ok(None),
         Err(source) => Err(ReconcileError::Finalizer { name, source }),
     }
 }

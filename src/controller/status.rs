@@ -1,7 +1,9 @@
 //! Status: write the engine's status to the Rollout's `/status` subresource with one JSON merge
 //! patch, and only when it differs from what the object already carries. Condition times are
-//! carried over when a condition did not change, so a no-op reconcile writes nothing. Touches
-//! only `rollouts/status`.
+//! carried over when a condition did not change, so a no-op reconcile writes nothing. Every
+//! write carries the `resourceVersion` the decision was made from, so the API server refuses it
+//! (409) when anyone changed the Rollout since: a person's abort or promote is never overwritten
+//! by a decision that did not see it. Touches only `rollouts` (read) and `rollouts/status`.
 
 use super::context::Context;
 use super::leader::NotLeader;
@@ -19,9 +21,27 @@ pub enum StatusError {
     /// The status could not be encoded (a bug).
     #[error("encoding the status")]
     Encode(#[source] serde_json::Error),
+    /// The Rollout changed since the decision was made (a person's operation, a spec change):
+    /// the status was not written and the reconcile must decide again on the new object.
+    #[error("status of {name} not written: the rollout changed since resourceVersion {version}")]
+    Conflict {
+        /// The Rollout.
+        name: String,
+        /// The resourceVersion the decision was made from.
+        version: String,
+    },
     /// The patch failed.
     #[error("patching status of {name}")]
     Api {
+        /// The Rollout.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Reading the latest Rollout after a conflict failed.
+    #[error("reading rollout {name} after a conflict")]
+    Read {
         /// The Rollout.
         name: String,
         /// The client's error.
@@ -42,7 +62,8 @@ impl StatusError {
         match self {
             Self::NotLeader(_) => "NotLeader",
             Self::Encode(_) => "StatusEncodeError",
-            Self::Api { .. } => "ApiError",
+            Self::Conflict { .. } => "Conflict",
+            Self::Api { .. } | Self::Read { .. } => "ApiError",
             Self::Incomplete { .. } => "ObjectIncomplete",
         }
     }
@@ -114,11 +135,27 @@ pub fn status_patch(
     Ok(merge_diff(&old, &new).map(|diff| serde_json::json!({ "status": diff })))
 }
 
-/// Patch the status when it changed. Returns the resourceVersion of the written object, or
+/// `patch` made a precondition: it applies only while the object is at `version` (the API
+/// server compares `metadata.resourceVersion` of a patched object with the stored one and
+/// answers 409 Conflict when they differ, for the status subresource too).
+pub fn guarded(mut patch: Value, version: &str) -> Value {
+    if let Value::Object(body) = &mut patch {
+        body.insert(
+            "metadata".into(),
+            serde_json::json!({ "resourceVersion": version }),
+        );
+    }
+    patch
+}
+
+/// Patch the status when it changed, guarded by the resourceVersion of `rollout` (the object
+/// the new status was decided from). Returns the resourceVersion of the written object, or
 /// `None` when there was nothing to write.
 ///
 /// # Errors
-/// When this replica is not the leader, or the patch fails.
+/// `Conflict` when the Rollout changed since `rollout` was read (decide again on the latest
+/// object, never resend this body); otherwise when this replica is not the leader, or the
+/// patch fails.
 pub async fn write_status(
     ctx: &Context,
     rollout: &Rollout,
@@ -128,20 +165,46 @@ pub async fn write_status(
     let Some(patch) = status_patch(rollout.status.as_ref(), &new)? else {
         return Ok(None);
     };
+    let version = rollout.resource_version().ok_or(StatusError::Incomplete {
+        field: "metadata.resourceVersion",
+    })?;
     ctx.leadership.ensure()?;
-    let namespace = rollout
-        .namespace()
-        .ok_or(StatusError::Incomplete { field: "namespace" })?;
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api = rollouts(ctx, rollout)?;
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
     let name = rollout.name_any();
+    let patch = guarded(patch, &version);
     let result = api.patch_status(&name, &params, &Patch::Merge(patch)).await;
     ctx.metrics.api_request("patch", &result);
-    let written = result.map_err(|source| StatusError::Api { name, source })?;
-    Ok(written.resource_version())
+    match result {
+        Ok(written) => Ok(written.resource_version()),
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            Err(StatusError::Conflict { name, version })
+        }
+        Err(source) => Err(StatusError::Api { name, source }),
+    }
+}
+
+/// The Rollout as the API server has it now (not the cache, which may not have caught up with
+/// the write that caused a conflict); `None` when it is gone.
+///
+/// # Errors
+/// When the read fails.
+pub async fn read_latest(ctx: &Context, rollout: &Rollout) -> Result<Option<Rollout>, StatusError> {
+    let api = rollouts(ctx, rollout)?;
+    let name = rollout.name_any();
+    let result = api.get_opt(&name).await;
+    ctx.metrics.api_request("get", &result);
+    result.map_err(|source| StatusError::Read { name, source })
+}
+
+fn rollouts(ctx: &Context, rollout: &Rollout) -> Result<Api<Rollout>, StatusError> {
+    let namespace = rollout
+        .namespace()
+        .ok_or(StatusError::Incomplete { field: "namespace" })?;
+    Ok(Api::namespaced(ctx.client.clone(), &namespace))
 }
 
 #[cfg(test)]
@@ -189,6 +252,21 @@ mod tests {
         assert_eq!(
             patch,
             json!({"status": {"currentStepIndex": 2, "controllerPause": null}}),
+            "patch: {patch}"
+        );
+    }
+
+    #[test]
+    fn a_guarded_patch_names_the_version_it_was_decided_from() {
+        let old = RolloutStatus::default();
+        let new = RolloutStatus {
+            current_step_index: Some(2),
+            ..RolloutStatus::default()
+        };
+        let patch = guarded(status_patch(Some(&old), &new).unwrap().unwrap(), "41");
+        assert_eq!(
+            patch,
+            json!({"metadata": {"resourceVersion": "41"}, "status": {"currentStepIndex": 2}}),
             "patch: {patch}"
         );
     }

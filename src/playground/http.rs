@@ -6,6 +6,7 @@ use super::discovery;
 use super::error::ApiError;
 use super::eviction;
 use super::faults::Faults;
+use super::holds::Holds;
 use super::openapi;
 use super::ops::{Api, DeleteOpts, ListOpts, PatchType, Target, WriteOpts};
 use super::protobuf;
@@ -32,6 +33,7 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 pub struct Server {
     pub api: Arc<Api>,
     pub faults: Arc<Faults>,
+    pub holds: Arc<Holds>,
     pub addr: SocketAddr,
     pub bookmark_every: Duration,
 }
@@ -185,6 +187,10 @@ async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>
         force: p.flag("force"),
         strict: p.q("fieldValidation") == Some("Strict"),
     };
+    server
+        .holds
+        .pass(verb, &resource, &opts.field_manager, &bytes)
+        .await;
     let as_table = p.header(header::ACCEPT).contains("as=Table");
     match verb {
         "watch" => Ok(watch_response(server, &p, &target)?),

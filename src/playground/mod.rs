@@ -12,6 +12,7 @@ pub mod error;
 mod eviction;
 mod faults;
 mod gc;
+mod holds;
 mod http;
 mod openapi;
 pub mod ops;
@@ -30,6 +31,7 @@ mod validation;
 mod watch;
 
 pub use faults::Faults;
+pub use holds::{Hold, HoldFilter, Holds};
 pub use simulation::SimulationOptions;
 
 use ops::Api;
@@ -107,6 +109,7 @@ pub struct PlaygroundHandle {
     _tempdir: Option<tempfile::TempDir>,
     api: Arc<Api>,
     faults: Arc<Faults>,
+    holds: Arc<Holds>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     demo_metrics: Option<SocketAddr>,
@@ -124,10 +127,12 @@ impl Playground {
         let api = Arc::new(Api::new(store, Arc::new(Registry::with_builtins())));
         seed_namespaces(&api);
         let faults = Arc::new(Faults::default());
+        let holds = Arc::new(Holds::default());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let server = Arc::new(http::Server {
             api: api.clone(),
             faults: faults.clone(),
+            holds: holds.clone(),
             addr,
             bookmark_every: options.bookmark_interval,
         });
@@ -183,6 +188,7 @@ impl Playground {
             _tempdir: tempdir,
             api,
             faults,
+            holds,
             stop,
             tasks,
             demo_metrics,
@@ -290,6 +296,11 @@ impl PlaygroundHandle {
     /// Fault-injection knobs (fail the next N matching requests).
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// Request holds (park the next matching request until the test releases it).
+    pub fn holds(&self) -> &Holds {
+        &self.holds
     }
 
     /// End every open watch now; clients re-watch from their last resourceVersion.

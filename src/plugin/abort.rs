@@ -31,12 +31,14 @@ pub async fn run(ctx: &Ctx, args: &AbortArgs) -> anyhow::Result<()> {
 /// # Errors
 /// As `run`.
 pub async fn abort(ctx: &Ctx, name: &str) -> anyhow::Result<Steered> {
-    let rollout = steer::get(ctx, name).await?;
-    let status = rollout.status.unwrap_or_default();
-    if status.current_pod_hash.is_some() && status.current_pod_hash == status.stable_rs {
-        bail!("rollout {name:?} is fully promoted: nothing to abort");
-    }
-    let after = steer::patch_status(ctx, name, json!({"abort": true})).await?;
+    let after = steer::update_status(ctx, name, |rollout| {
+        let status = rollout.status.clone().unwrap_or_default();
+        if status.current_pod_hash.is_some() && status.current_pod_hash == status.stable_rs {
+            bail!("rollout {name:?} is fully promoted: nothing to abort");
+        }
+        Ok(Some(json!({"abort": true})))
+    })
+    .await?;
     Ok(Steered {
         rollout: after,
         line: format!("rollout '{name}' aborted"),

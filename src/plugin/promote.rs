@@ -5,9 +5,10 @@
 
 use super::context::Ctx;
 use super::steer::{self, Steered};
+use crate::crd::{Rollout, RolloutStatus};
 use anyhow::bail;
 use clap::Args;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Promote a Rollout past its current pause or step.
 #[derive(Debug, Args)]
@@ -37,22 +38,48 @@ pub async fn run(ctx: &Ctx, args: &PromoteArgs) -> anyhow::Result<()> {
 /// When the Rollout is missing, the patch is refused, or there is nothing to promote.
 pub async fn promote(ctx: &Ctx, name: &str, full: bool) -> anyhow::Result<Steered> {
     let rollout = steer::get(ctx, name).await?;
-    let status = rollout.status.clone().unwrap_or_default();
-    let promoted = status.current_pod_hash.is_some() && status.current_pod_hash == status.stable_rs;
     let unpause = rollout.spec.paused;
     if unpause {
         steer::patch_spec(ctx, name, json!({"spec": {"paused": false}})).await?;
     }
-    if full {
-        if promoted && !unpause {
-            bail!("rollout {name:?} is fully promoted: nothing to promote");
+    // Decided on the Rollout the write lands on: a step the controller advanced meanwhile is
+    // not skipped twice.
+    let after = steer::update_status(ctx, name, |current| {
+        if full {
+            full_patch(name, current, unpause)
+        } else {
+            step_patch(name, current, unpause)
         }
-        let after = steer::patch_status(ctx, name, json!({"promoteFull": true})).await?;
-        return Ok(Steered {
-            rollout: after,
-            line: format!("rollout '{name}' fully promoted"),
-        });
+    })
+    .await?;
+    let line = if full {
+        format!("rollout '{name}' fully promoted")
+    } else {
+        format!("rollout '{name}' promoted")
+    };
+    Ok(Steered {
+        rollout: after,
+        line,
+    })
+}
+
+fn promoted(status: &RolloutStatus) -> bool {
+    status.current_pod_hash.is_some() && status.current_pod_hash == status.stable_rs
+}
+
+/// `promoteFull`, unless there is nothing to promote.
+fn full_patch(name: &str, rollout: &Rollout, unpaused: bool) -> anyhow::Result<Option<Value>> {
+    let status = rollout.status.clone().unwrap_or_default();
+    if promoted(&status) && !unpaused {
+        bail!("rollout {name:?} is fully promoted: nothing to promote");
     }
+    Ok(Some(json!({"promoteFull": true})))
+}
+
+/// The status change that moves past the current pause or step; `None` when unpausing the
+/// spec was all there was to do.
+fn step_patch(name: &str, rollout: &Rollout, unpaused: bool) -> anyhow::Result<Option<Value>> {
+    let status = rollout.status.clone().unwrap_or_default();
     let steps = rollout
         .spec
         .strategy
@@ -60,22 +87,18 @@ pub async fn promote(ctx: &Ctx, name: &str, full: bool) -> anyhow::Result<Steere
         .as_ref()
         .map_or(0, |c| c.steps.len());
     let index = usize::try_from(status.current_step_index.unwrap_or(0)).unwrap_or(0);
-    let after = if !status.pause_conditions.is_empty() {
-        steer::patch_status(ctx, name, json!({"pauseConditions": null})).await?
-    } else if unpause {
-        steer::get(ctx, name).await?
-    } else if !promoted && !status.abort && index < steps {
+    if !status.pause_conditions.is_empty() {
+        Ok(Some(json!({"pauseConditions": null})))
+    } else if unpaused {
+        Ok(None)
+    } else if !promoted(&status) && !status.abort && index < steps {
         // Not paused: skip the current step, as Argo does.
-        steer::patch_status(ctx, name, json!({"currentStepIndex": index + 1})).await?
-    } else if promoted {
+        Ok(Some(json!({"currentStepIndex": index + 1})))
+    } else if promoted(&status) {
         bail!("rollout {name:?} is fully promoted: nothing to promote");
     } else if status.abort {
         bail!("rollout {name:?} is aborted: `kubectl sluice retry {name}` starts it again");
     } else {
         bail!("rollout {name:?} is not paused: nothing to promote (--full skips every step)");
-    };
-    Ok(Steered {
-        rollout: after,
-        line: format!("rollout '{name}' promoted"),
-    })
+    }
 }

@@ -35,7 +35,15 @@ pub async fn run(ctx: &Ctx, args: &ResumeArgs) -> anyhow::Result<()> {
         after = steer::patch_spec(ctx, name, json!({"spec": {"paused": false}})).await?;
     }
     if paused_conditions {
-        after = steer::patch_status(ctx, name, json!({"pauseConditions": null})).await?;
+        // Only conditions still there are cleared: the controller may have ended the pause.
+        after = steer::update_status(ctx, name, |current| {
+            let paused = current
+                .status
+                .as_ref()
+                .is_some_and(|s| !s.pause_conditions.is_empty());
+            Ok(paused.then(|| json!({"pauseConditions": null})))
+        })
+        .await?;
     }
     steer::confirm(ctx, &after, &format!("rollout '{name}' resumed"))
 }

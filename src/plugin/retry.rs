@@ -37,12 +37,14 @@ pub async fn run(ctx: &Ctx, args: &RetryArgs) -> anyhow::Result<()> {
 /// # Errors
 /// When the Rollout is missing, the patch is refused, or it is not aborted.
 pub async fn retry(ctx: &Ctx, name: &str) -> anyhow::Result<Steered> {
-    let rollout = steer::get(ctx, name).await?;
-    let status = rollout.status.unwrap_or_default();
-    if !status.abort && status.aborted_at.is_none() {
-        bail!("rollout {name:?} is not aborted: nothing to retry");
-    }
-    let after = steer::patch_status(ctx, name, json!({"abort": false})).await?;
+    let after = steer::update_status(ctx, name, |rollout| {
+        let status = rollout.status.clone().unwrap_or_default();
+        if !status.abort && status.aborted_at.is_none() {
+            bail!("rollout {name:?} is not aborted: nothing to retry");
+        }
+        Ok(Some(json!({"abort": false})))
+    })
+    .await?;
     Ok(Steered {
         rollout: after,
         line: format!("rollout '{name}' retried"),

@@ -1,11 +1,18 @@
 //! What the steering verbs share: read a Rollout, patch its spec or `/status` with the
-//! plugin's field manager, and confirm in one line (or print the object for `-o`).
+//! plugin's field manager, and confirm in one line (or print the object for `-o`). Status
+//! writes are read-modify-write guarded by the resourceVersion read, so a person's operation is
+//! decided on the object it lands on, and neither it nor the controller's write is lost.
 
 use super::context::{Ctx, Request};
 use super::output::print_object;
 use crate::crd::Rollout;
+use anyhow::anyhow;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
+
+/// How many times a status write is decided again when the Rollout changed under it.
+const CONFLICT_ATTEMPTS: u32 = 5;
 
 /// The field manager of the plugin's writes, so `managedFields` tell them from the controller's.
 pub const FIELD_MANAGER: &str = "kubectl-sluice";
@@ -69,22 +76,47 @@ pub async fn json_patch(
     }
 }
 
-/// Merge-patches `/status` with `{"status": status}`: the fields the engine reads as a
-/// person's operations (`abort`, `promoteFull`, `pauseConditions`, `currentStepIndex`).
+/// Read-modify-write of `/status`: reads the Rollout, asks `change` which fields a person's
+/// operation sets (`{"abort": true}`, `abort`, `promoteFull`, `pauseConditions`,
+/// `currentStepIndex`; `None`: nothing to write) and merges them guarded by the resourceVersion
+/// read. When the Rollout changed in between (the controller advanced a step, someone else
+/// steered), reads it again and asks `change` again, so the operation is never decided on an
+/// older object than the one it lands on. Returns the Rollout as written (or as read).
 ///
 /// # Errors
-/// As `get`, for `patch` on `rollouts/status`.
-pub async fn patch_status(ctx: &Ctx, name: &str, status: Value) -> anyhow::Result<Rollout> {
-    let params = params();
-    let body = serde_json::json!({ "status": status });
-    match rollouts(ctx)
-        .patch_status(name, &params, &Patch::Merge(body))
-        .await
-    {
-        Ok(rollout) => Ok(rollout),
-        Err(e) => Err(ctx
-            .explain(&request("patch", "rollouts/status", name), e)
-            .await),
+/// What `change` returns; as `get`, for `patch` on `rollouts/status`; or a conflict that
+/// persists after a few attempts.
+pub async fn update_status<F>(ctx: &Ctx, name: &str, change: F) -> anyhow::Result<Rollout>
+where
+    F: Fn(&Rollout) -> anyhow::Result<Option<Value>>,
+{
+    let mut attempt = 1;
+    loop {
+        let rollout = get(ctx, name).await?;
+        let Some(status) = change(&rollout)? else {
+            return Ok(rollout);
+        };
+        let version = rollout
+            .resource_version()
+            .ok_or_else(|| anyhow!("rollout {name:?} came back without a resourceVersion"))?;
+        let body = serde_json::json!({
+            "metadata": {"resourceVersion": version},
+            "status": status,
+        });
+        match rollouts(ctx)
+            .patch_status(name, &params(), &Patch::Merge(body))
+            .await
+        {
+            Ok(written) => return Ok(written),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < CONFLICT_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(ctx
+                    .explain(&request("patch", "rollouts/status", name), e)
+                    .await);
+            }
+        }
     }
 }
 

@@ -346,5 +346,18 @@ mod tests {
         assert_eq!(job["metadata"]["labels"][METRIC_LABEL], "smoke");
         assert_eq!(job["metadata"]["labels"]["team"], "shop");
         assert_eq!(job["spec"]["backoffLimit"], 0);
+
+        // A Job found under this name after a 409 is this measurement's only when the run
+        // controls it.
+        let built = build(&req, job_metric, "uid-1.smoke.0").unwrap();
+        assert!(owned_by(&built, "uid-1"));
+        assert!(!owned_by(&built, "uid-2"), "another run's Job");
+        let mut loose = built.clone();
+        for owner in loose.metadata.owner_references.iter_mut().flatten() {
+            owner.controller = Some(false);
+        }
+        assert!(!owned_by(&loose, "uid-1"), "not the controller owner");
+        loose.metadata.owner_references = None;
+        assert!(!owned_by(&loose, "uid-1"), "nobody's Job");
     }
 }

@@ -4,6 +4,7 @@
 //! (Rollouts triggered and not yet reconciled). Touches nothing but its own counters.
 
 use super::client_metrics::{RequestCountLayer, RequestLabels};
+use super::leader::Leadership;
 use crate::crd::{Rollout, RolloutPhase};
 use kube::ResourceExt;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,8 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -62,6 +63,9 @@ pub struct Metrics {
     api_requests: Family<RequestLabels, Counter>,
     in_flight: Gauge,
     queue_depth: Gauge,
+    leader: Gauge,
+    /// The flag `sluice_leader` reports, read when the metrics are encoded.
+    leadership: OnceLock<Leadership>,
     /// (namespace, name) of the Rollouts triggered and not yet reconciled since.
     queued: Mutex<HashSet<(String, String)>>,
     writes: AtomicU64,
@@ -136,6 +140,12 @@ impl Metrics {
             "Rollouts a watch event triggered (their own change, or one of their ReplicaSets, AnalysisRuns, Services, workloads or routes) that have not started a reconcile since; each Rollout counts once however often it was triggered. Timed requeues are not counted until due, and are not in this figure",
             queue_depth.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "sluice_leader",
+            "1 while this replica may write (it holds the leader Lease, or leader election is off), 0 while it stands by",
+            leader.clone(),
+        );
         let analysis = super::measure::metrics::AnalysisMetrics::register(&mut registry);
         Self {
             registry,
@@ -148,6 +158,8 @@ impl Metrics {
             api_requests,
             in_flight,
             queue_depth,
+            leader,
+            leadership: OnceLock::new(),
             queued: Mutex::new(HashSet::new()),
             writes: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -160,9 +172,17 @@ impl Metrics {
     /// # Errors
     /// Only when writing into the string fails, which it does not.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        if let Some(leadership) = self.leadership.get() {
+            self.leader.set(i64::from(leadership.is_leader()));
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// Report this flag as `sluice_leader` (the first flag given is kept: one per controller).
+    pub fn track_leadership(&self, leadership: &Leadership) {
+        let _ = self.leadership.set(leadership.clone());
     }
 
     /// Record one finished reconcile.
@@ -293,5 +313,28 @@ pub struct InFlight<'a>(&'a Gauge);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader_line(metrics: &Metrics) -> String {
+        let text = metrics.encode().unwrap();
+        text.lines()
+            .find(|l| l.starts_with("sluice_leader "))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[test]
+    fn the_leader_gauge_follows_the_flag_it_tracks() {
+        let metrics = Metrics::new();
+        metrics.track_leadership(&Leadership::follower());
+        assert_eq!(leader_line(&metrics), "sluice_leader 0");
+        let metrics = Metrics::new();
+        metrics.track_leadership(&Leadership::always());
+        assert_eq!(leader_line(&metrics), "sluice_leader 1");
     }
 }

@@ -182,6 +182,7 @@ pub async fn run(wiring: Wiring, shutdown: impl Future<Output = ()> + Send + Syn
         ready,
         providers,
     } = wiring;
+    metrics.track_leadership(&leadership);
     // One shutdown for both controllers.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

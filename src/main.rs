@@ -23,10 +23,10 @@ enum Command {
     /// Run the Rollout controller against a cluster.
     Controller(Box<sluice::controller::cli::ControllerArgs>),
     /// Scale bench: N Rollouts in the playground, each through one canary update; prints figures.
-    Bench(sluice::controller::bench::BenchArgs),
+    Bench(sluice::bench::BenchArgs),
     /// Analysis bench: N Rollouts each with a running Prometheus analysis against a real
     /// `prometheus`; prints measurements per second, due-to-written delay, CPU and memory.
-    BenchAnalysis(sluice::controller::bench_analysis::AnalysisBenchArgs),
+    BenchAnalysis(sluice::bench::analysis::AnalysisBenchArgs),
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
     /// workloads and demo traffic). Without a subcommand: a guided demo with the controller
     /// running in-process and a real `prometheus` scraping the demo traffic: a canary rollout,
@@ -126,22 +126,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn playground_demo(prometheus_binary: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
-    let options = sluice::controller::demo::DemoOptions { prometheus_binary };
-    runtime()?.block_on(sluice::controller::demo::run(options))
+    let options = sluice::demo::DemoOptions { prometheus_binary };
+    runtime()?.block_on(sluice::demo::run(options))
 }
 
-fn run_bench(args: sluice::controller::bench::BenchArgs) -> anyhow::Result<()> {
+fn run_bench(args: sluice::bench::BenchArgs) -> anyhow::Result<()> {
     sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
     let binary = std::env::current_exe()?;
-    runtime()?.block_on(sluice::controller::bench::run(args, &binary))
+    runtime()?.block_on(sluice::bench::run(args, &binary))
 }
 
-fn run_bench_analysis(
-    args: sluice::controller::bench_analysis::AnalysisBenchArgs,
-) -> anyhow::Result<()> {
+fn run_bench_analysis(args: sluice::bench::analysis::AnalysisBenchArgs) -> anyhow::Result<()> {
     sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "warn");
     let binary = std::env::current_exe()?;
-    runtime()?.block_on(sluice::controller::bench_analysis::run(args, &binary))
+    runtime()?.block_on(sluice::bench::analysis::run(args, &binary))
 }
 
 fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Result<()> {

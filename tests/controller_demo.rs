@@ -6,10 +6,10 @@
 async fn the_playground_demo_runs_to_completion() {
     let binary = sluice::playground::prometheus::find_binary()
         .unwrap_or_else(|e| panic!("{e} (scripts/test.sh installs it)"));
-    let options = sluice::controller::demo::DemoOptions {
+    let options = sluice::demo::DemoOptions {
         prometheus_binary: Some(binary),
     };
-    if let Err(error) = sluice::controller::demo::run(options).await {
+    if let Err(error) = sluice::demo::run(options).await {
         panic!("demo failed: {error:#}");
     }
 }

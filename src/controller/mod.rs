@@ -12,14 +12,11 @@
 pub mod act;
 pub mod analysis_run;
 pub mod backoff;
-pub mod bench;
-pub mod bench_analysis;
 pub mod cache;
 pub mod cleanup;
 pub mod cli;
 pub mod client_metrics;
 pub mod context;
-pub mod demo;
 pub mod embedded;
 pub mod events;
 pub mod http;

@@ -4,12 +4,11 @@
 
 use super::cache::CachedReplicaSet;
 use super::context::Stores;
-use crate::crd::{AnalysisPhase, AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout, TrafficWeights};
+use crate::crd::{AnalysisPhase, AnalysisRun, POD_TEMPLATE_HASH_LABEL, Rollout};
 use crate::engine::{
     AnalysisKind, MANAGED_BY_ANNOTATION, Observed, ObservedAnalysisRun, ObservedReplicaSet,
     ObservedService, ObservedWorkload, Tenancy,
 };
-use crate::traffic::{RouteContext, TrafficError, TrafficRouter};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -30,9 +29,6 @@ pub enum ObserveError {
         /// The missing field.
         field: &'static str,
     },
-    /// A traffic router could not read its routing object.
-    #[error("verifying weights")]
-    Verify(#[source] Box<TrafficError>),
 }
 
 impl ObserveError {
@@ -40,7 +36,6 @@ impl ObserveError {
     pub fn category(&self) -> &'static str {
         match self {
             Self::Incomplete { .. } => "ObjectIncomplete",
-            Self::Verify(error) => error.category(),
         }
     }
 }
@@ -52,7 +47,8 @@ fn is_controlled_by(owners: &[OwnerReference], uid: &str) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// Build `Observed` from the stores. `weights_verified` is filled in by `verify_weights`.
+/// Build `Observed` from the stores. `weights_verified` is filled in by the reconcile, which asks
+/// the routers (`reconcile::verify`).
 ///
 /// # Errors
 /// When the Rollout has no namespace or uid.
@@ -223,32 +219,4 @@ fn observe_analysis_run(run: &AnalysisRun) -> Option<ObservedAnalysisRun> {
         message: status.and_then(|s| s.message.clone()),
         terminating: run.spec.terminate,
     })
-}
-
-/// Ask every router whether the weights in status are in effect. `None` when no router can
-/// tell (or there are no routers or no weights); `Some(false)` as soon as one says no.
-///
-/// # Errors
-/// When a router cannot read its routing object.
-pub async fn verify_weights(
-    routers: &[Box<dyn TrafficRouter>],
-    ctx: &RouteContext,
-    weights: Option<&TrafficWeights>,
-) -> Result<Option<bool>, ObserveError> {
-    let Some(weights) = weights else {
-        return Ok(None);
-    };
-    let mut verdict = None;
-    for router in routers {
-        match router
-            .verify_weight(ctx, weights)
-            .await
-            .map_err(|e| ObserveError::Verify(Box::new(e)))?
-        {
-            Some(false) => return Ok(Some(false)),
-            Some(true) => verdict = Some(true),
-            None => {}
-        }
-    }
-    Ok(verdict)
 }

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 /// The minimal HTTPRoute CRD the playground installs (it has no Gateway API of its own).
 pub(super) const HTTPROUTE_CRD: &str =
-    include_str!("../../../examples/playground/gateway-api-crd.yaml");
-const MANIFESTS: &str = include_str!("../../../examples/playground/judge.yaml");
+    include_str!("../../examples/playground/gateway-api-crd.yaml");
+const MANIFESTS: &str = include_str!("../../examples/playground/judge.yaml");
 const NAME: &str = "judged";
 const LIMIT: Duration = Duration::from_secs(90);
 

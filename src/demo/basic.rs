@@ -8,8 +8,8 @@ use kube::api::Api;
 use serde_json::json;
 use std::time::Duration;
 
-const MANIFESTS: &str = include_str!("../../../examples/playground/rollout.yaml");
-const SERVICES: &str = include_str!("../../../examples/playground/services.yaml");
+const MANIFESTS: &str = include_str!("../../examples/playground/rollout.yaml");
+const SERVICES: &str = include_str!("../../examples/playground/services.yaml");
 const NAME: &str = "demo";
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -6,6 +6,8 @@
 //! reflector), not by listing every Rollout in a loop, so the bench's own reads do not compete
 //! with the controller for the server. Figures, not assertions. A CLI entry point.
 
+pub mod analysis;
+
 use crate::crd::{Rollout, RolloutPhase};
 use crate::playground::{Playground, PlaygroundOptions, SimulationOptions};
 use anyhow::{Context as _, bail};

@@ -10,7 +10,7 @@ mod basic;
 mod judge;
 mod watch;
 
-use super::embedded::{Embedded, EmbeddedOptions};
+use crate::controller::embedded::{Embedded, EmbeddedOptions};
 use crate::crd::Rollout;
 use crate::playground::prometheus::{PrometheusServer, find_binary};
 use crate::playground::traffic::TrafficOptions;

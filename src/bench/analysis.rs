@@ -6,7 +6,7 @@
 //! from a measurement being due to its result being written (p50/p99/max, as seen through a
 //! watch), and the controller's CPU and resident memory. Figures, not assertions.
 
-use super::bench::{
+use super::{
     NAMESPACE, free_port, healthy, install_and_follow, playground_options, rollout_with, rss_kib,
     wait_all,
 };

@@ -270,8 +270,7 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     }
     let mut shown = (**rollout).clone();
     shown.status = Some(new_status);
-    ctx.metrics
-        .observe_rollout(&shown, desired_weight(rollout, &decision.status));
+    ctx.metrics.observe_rollout(&shown, decision.desired_weight);
 
     if outcomes.failed() {
         // The router step is retried with back-off; everything else was done.
@@ -383,26 +382,6 @@ fn is_invalid(status: &RolloutStatus) -> bool {
         .conditions
         .iter()
         .any(|c| c.type_ == "InvalidSpec" && c.status == "True")
-}
-
-/// The canary weight the current step asks for: the last `setWeight` at or before it, or 100
-/// once every step is done.
-fn desired_weight(rollout: &Rollout, status: &RolloutStatus) -> Option<i32> {
-    let canary = rollout.spec.strategy.canary.as_ref()?;
-    if status.abort {
-        return Some(0);
-    }
-    let index = usize::try_from(status.current_step_index.unwrap_or(0)).unwrap_or(0);
-    if index >= canary.steps.len() {
-        return Some(100);
-    }
-    Some(
-        canary.steps[..=index]
-            .iter()
-            .rev()
-            .find_map(|s| s.set_weight)
-            .unwrap_or(0),
-    )
 }
 
 /// Adds or removes our finalizer; the Rollout as written (`None`: it was already gone).

@@ -36,6 +36,11 @@ fn target_weight(p: &Plan, c: &Canary, i: usize) -> i32 {
     }
 }
 
+/// The canary weight the current step asks for, as reported in the `Decision`.
+pub(crate) fn desired_weight(p: &Plan, c: &Canary) -> i32 {
+    target_weight(p, c, index(p))
+}
+
 /// Desired (canary, stable) counts for the step at `i`.
 fn desired_counts(p: &Plan, c: &Canary, i: usize) -> (i32, i32) {
     let d = p.v.replicas;

@@ -61,6 +61,7 @@ pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisio
         let settled = pass.actions.is_empty() && current.status.as_ref() == Some(&pass.status);
         out.status = pass.status;
         out.requeue_after = pass.requeue_after;
+        out.desired_weight = pass.desired_weight;
         if settled {
             break;
         }
@@ -114,10 +115,16 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
     if v.progress_deadline_abort && !p.status.abort && !p.promoted() && conditions::deadline(&p).0 {
         p.abort("progress deadline exceeded");
     }
-    match &v.strategy {
-        Strategy::Canary(c) => canary::reconcile(&mut p, c),
-        Strategy::BlueGreen(b) => bluegreen::reconcile(&mut p, b),
-    }
+    let desired_weight = match &v.strategy {
+        Strategy::Canary(c) => {
+            canary::reconcile(&mut p, c);
+            Some(canary::desired_weight(&p, c))
+        }
+        Strategy::BlueGreen(b) => {
+            bluegreen::reconcile(&mut p, b);
+            None
+        }
+    };
     let restarting = restart(&mut p);
     scaledown::clear_stale_deadlines(&mut p);
     let (ups, downs, create) = scaledown::scale_actions(&mut p, max_unavailable, &production);
@@ -253,6 +260,7 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
         actions,
         events: p.events,
         requeue_after,
+        desired_weight,
     }
 }
 
@@ -360,6 +368,7 @@ fn invalid_spec(
         actions: Vec::new(),
         events,
         requeue_after: None,
+        desired_weight: None,
     }
 }
 

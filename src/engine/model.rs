@@ -196,6 +196,10 @@ pub struct Decision {
     pub events: Vec<EventNote>,
     /// When to decide again at the latest (the earliest timer); `None` waits for a change.
     pub requeue_after: Option<Duration>,
+    /// The canary weight the current step asks for (0 once aborted, the maximum weight once
+    /// promoted or past the last step); `None` for blue/green and for a spec refused as invalid.
+    /// Reported as a metric; the weights applied to routers are in the actions and status.
+    pub desired_weight: Option<i32>,
 }
 
 /// One change to the cluster. The controller's act step interprets each idempotently.

@@ -503,3 +503,39 @@ fn an_abort_with_a_router_down_sends_stable_weights_and_removes_routes_again() {
         "{d:#?}"
     );
 }
+
+#[test]
+fn the_decision_reports_the_weight_the_step_asks_for() {
+    let mut w = World::healthy(
+        Rollout::test()
+            .traffic()
+            .steps(vec![weight(15), pause(), weight(40), pause()])
+            .build(),
+    );
+    w.set_image("nginx:2");
+    let d = w.run().clone();
+    assert_eq!(d.status.current_step_index, Some(1), "{:#?}", d.status);
+    assert_eq!(d.desired_weight, Some(15));
+    w.update_status(|s| s.pause_conditions.clear());
+    let d = w.run().clone();
+    assert_eq!(d.status.current_step_index, Some(3), "{:#?}", d.status);
+    assert_eq!(d.desired_weight, Some(40));
+    w.update_status(|s| s.abort = true);
+    assert_eq!(w.run().desired_weight, Some(0), "aborted");
+
+    let mut w = tr_world();
+    w.run();
+    w.update_status(|s| s.promote_full = true);
+    let d = w.run().clone();
+    assert_eq!(
+        d.desired_weight,
+        Some(100),
+        "promoted fully: {:#?}",
+        d.status
+    );
+
+    let blue_green = World::healthy(Rollout::test().blue_green(|_| {}).build())
+        .run()
+        .clone();
+    assert_eq!(blue_green.desired_weight, None);
+}

@@ -214,7 +214,7 @@ async fn apply_one(
 ) -> Result<(), ActError> {
     let replica_sets: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), namespace);
     let rs_patch = |name: &str, body: serde_json::Value| {
-        merge_patch(ctx, &replica_sets, "ReplicaSet", name.to_owned(), body)
+        merge_patch(&replica_sets, "ReplicaSet", name.to_owned(), body)
     };
     match action {
         Action::CreateReplicaSet {
@@ -234,10 +234,10 @@ async fn apply_one(
                 *revision,
                 *min_ready_seconds,
             );
-            create_replica_set(ctx, rollout, &replica_sets, &rs, name, report).await?;
+            create_replica_set(rollout, &replica_sets, &rs, name, report).await?;
         }
         Action::CreateBaselineReplicaSet { .. } => {
-            create_baseline(ctx, rollout, &replica_sets, action, report).await?;
+            create_baseline(rollout, &replica_sets, action, report).await?;
         }
         Action::ScaleReplicaSet { name, replicas } => {
             rs_patch(name, json!({"spec": {"replicas": replicas}})).await?;
@@ -258,7 +258,6 @@ async fn apply_one(
         }
         Action::DeleteReplicaSet { name } => {
             let result = replica_sets.delete(name, &DeleteParams::background()).await;
-            ctx.metrics.api_request("delete", &result);
             match result {
                 Ok(_) => report.writes += 1,
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -274,7 +273,7 @@ async fn apply_one(
                 "metadata": {"annotations": {MANAGED_BY_ANNOTATION: rollout.name_any()}},
                 "spec": {"selector": {POD_TEMPLATE_HASH_LABEL: pod_template_hash}},
             });
-            merge_patch(ctx, &services, "Service", service.clone(), body).await?;
+            merge_patch(&services, "Service", service.clone(), body).await?;
             report.writes += 1;
         }
         Action::CreateAnalysisRun {
@@ -310,7 +309,7 @@ async fn apply_one(
             };
             let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
             let body = json!({"spec": {"replicas": replicas}});
-            merge_patch(ctx, &deployments, "Deployment", wref.name.clone(), body).await?;
+            merge_patch(&deployments, "Deployment", wref.name.clone(), body).await?;
             report.writes += 1;
         }
         // Sent to the routers by `route`.
@@ -322,9 +321,8 @@ async fn apply_one(
     Ok(())
 }
 
-/// The one way act patches an object: a JSON merge patch under our field manager, counted.
+/// The one way act patches an object: a JSON merge patch under our field manager.
 async fn merge_patch<K>(
-    ctx: &Context,
     api: &Api<K>,
     kind: &'static str,
     name: String,
@@ -334,14 +332,12 @@ where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let result = api.patch(&name, &patch_params(), &Patch::Merge(body)).await;
-    ctx.metrics.api_request("patch", &result);
     result
         .map(drop)
         .map_err(|source| api_error("patch", kind, &name, source))
 }
 
 async fn create_baseline(
-    ctx: &Context,
     rollout: &Rollout,
     replica_sets: &Api<ReplicaSet>,
     action: &Action,
@@ -360,7 +356,6 @@ async fn create_baseline(
         return Ok(());
     };
     let stable = replica_sets.get(stable_replica_set).await;
-    ctx.metrics.api_request("get", &stable);
     let stable =
         stable.map_err(|source| api_error("get", "ReplicaSet", stable_replica_set, source))?;
     let template = stable.spec.and_then(|s| s.template).unwrap_or_default();
@@ -374,11 +369,10 @@ async fn create_baseline(
         *revision,
         *min_ready_seconds,
     );
-    create_replica_set(ctx, rollout, replica_sets, &rs, name, report).await
+    create_replica_set(rollout, replica_sets, &rs, name, report).await
 }
 
 async fn create_replica_set(
-    ctx: &Context,
     rollout: &Rollout,
     replica_sets: &Api<ReplicaSet>,
     rs: &ReplicaSet,
@@ -390,13 +384,11 @@ async fn create_replica_set(
         ..PostParams::default()
     };
     let result = replica_sets.create(&params, rs).await;
-    ctx.metrics.api_request("create", &result);
     match result {
         Ok(_) => report.writes += 1,
         // Ours from an earlier reconcile whose cache had not caught up yet, or someone else's.
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = replica_sets.get_opt(name).await;
-            ctx.metrics.api_request("get", &existing);
             let existing =
                 existing.map_err(|source| api_error("get", "ReplicaSet", name, source))?;
             if let Some(existing) = existing {

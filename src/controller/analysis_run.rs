@@ -146,13 +146,11 @@ pub async fn create(
         ..PostParams::default()
     };
     let result = api.create(&params, &run).await;
-    ctx.metrics.api_request("create", &result);
     match result {
         Ok(_) => Ok(true),
         // Ours from an earlier reconcile whose cache had not caught up yet, or someone else's.
         Err(kube::Error::Api(status)) if status.code == 409 => {
             let existing = api.get_opt(name).await;
-            ctx.metrics.api_request("get", &existing);
             let existing = existing.map_err(|source| AnalysisRunError::Api {
                 verb: "get",
                 kind: "AnalysisRun",
@@ -230,7 +228,6 @@ pub async fn terminate(ctx: &Context, namespace: &str, name: &str) -> Result<(),
             &Patch::Merge(json!({"spec": {"terminate": true}})),
         )
         .await;
-    ctx.metrics.api_request("patch", &result);
     match result {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

@@ -144,7 +144,7 @@ async fn release_services(
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     for name in service_names(rollout) {
         ctx.leadership.ensure()?;
-        if let Err(source) = release(ctx, rollout, &services, &name).await {
+        if let Err(source) = release(rollout, &services, &name).await {
             failures.add(
                 "ApiError",
                 format!("releasing service {name}: {}", error_chain(&source)),
@@ -157,13 +157,11 @@ async fn release_services(
 /// Remove our annotation and hash selector from a Service we manage; nothing for a Service
 /// that is gone or not ours.
 async fn release(
-    ctx: &Context,
     rollout: &Rollout,
     services: &Api<Service>,
     name: &str,
 ) -> Result<(), kube::Error> {
     let result = services.get_opt(name).await;
-    ctx.metrics.api_request("get", &result);
     let Some(service) = result? else {
         return Ok(());
     };
@@ -179,7 +177,6 @@ async fn release(
         ..PatchParams::default()
     };
     let result = services.patch(name, &params, &Patch::Merge(patch)).await;
-    ctx.metrics.api_request("patch", &result);
     match result {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),

@@ -281,7 +281,7 @@ pub async fn run_controller(
         // Its own client: renewals never wait behind reconciles in the throttle.
         let election = super::leader::election_client(config(&args).await?, &identity)
             .context("building the leader election client")?;
-        let election = metrics.request_layer().wrap(election);
+        let election = metrics.election_layer().wrap(election);
         super::leader::preflight(&election, &settings).await?;
         tokio::spawn(run_election(
             election,

@@ -1,12 +1,15 @@
 //! Counting every request the Kubernetes client makes (`sluice_api_requests_total` by verb and
 //! HTTP code): a tower layer on the one `kube::Client`, so watches, lists, Lease renewals and
-//! Events are counted along with the reconciler's own calls. Touches only its counter family.
+//! Events are counted along with the reconciler's own calls; writes are also summed for
+//! `Metrics::writes`. Touches only its counters.
 
 use futures::future::BoxFuture;
 use http::{Method, Request, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
@@ -52,16 +55,23 @@ pub fn verb_of<B>(request: &Request<B>) -> &'static str {
     }
 }
 
+/// Whether a verb of [`verb_of`] changes something (`other`, a connect-style call, counts too).
+pub fn is_write(verb: &str) -> bool {
+    !matches!(verb, "get" | "list" | "watch")
+}
+
 /// The layer; clones share one counter family.
 #[derive(Clone, Debug)]
 pub struct RequestCountLayer {
     requests: Family<RequestLabels, Counter>,
+    writes: Arc<AtomicU64>,
 }
 
 impl RequestCountLayer {
-    /// Count into `requests`.
-    pub fn new(requests: Family<RequestLabels, Counter>) -> Self {
-        Self { requests }
+    /// Count into `requests`, and every write (any verb but get, list and watch) into
+    /// `writes` as well.
+    pub fn new(requests: Family<RequestLabels, Counter>, writes: Arc<AtomicU64>) -> Self {
+        Self { requests, writes }
     }
 
     /// Wrap an already built client (the embedded controller receives one): the new client
@@ -83,6 +93,7 @@ impl<S> Layer<S> for RequestCountLayer {
         RequestCount {
             inner,
             requests: self.requests.clone(),
+            writes: self.writes.clone(),
         }
     }
 }
@@ -92,6 +103,7 @@ impl<S> Layer<S> for RequestCountLayer {
 pub struct RequestCount<S> {
     inner: S,
     requests: Family<RequestLabels, Counter>,
+    writes: Arc<AtomicU64>,
 }
 
 impl<S, B, R> Service<Request<B>> for RequestCount<S>
@@ -111,6 +123,9 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let verb = verb_of(&request);
+        if is_write(verb) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
         let sent = self.inner.call(request);
         let requests = self.requests.clone();
         Box::pin(async move {
@@ -187,5 +202,33 @@ mod tests {
                 "{method} {uri} {op:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn every_write_through_the_layer_is_summed_and_reads_are_not() {
+        let family = Family::<RequestLabels, Counter>::default();
+        let writes = Arc::new(AtomicU64::new(0));
+        let answer = tower::service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(()))
+        });
+        let mut service = RequestCountLayer::new(family.clone(), writes.clone()).layer(answer);
+        for (method, op) in [
+            (Method::GET, "get"),
+            (Method::GET, "list"),
+            (Method::GET, "watch"),
+            (Method::PATCH, "patch_status"),
+            (Method::POST, "create"),
+            (Method::DELETE, "delete"),
+        ] {
+            service.call(req(method, "/x", Some(op))).await.unwrap();
+        }
+        assert_eq!(writes.load(Ordering::Relaxed), 3);
+        let patched = family
+            .get_or_create(&RequestLabels {
+                verb: "patch".into(),
+                code: "200".into(),
+            })
+            .get();
+        assert_eq!(patched, 1);
     }
 }

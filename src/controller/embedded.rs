@@ -42,7 +42,9 @@ impl Embedded {
     /// Spawn a controller using `client`.
     pub fn spawn(client: kube::Client, options: EmbeddedOptions) -> Self {
         let metrics = Arc::new(Metrics::new());
-        // Every request of this controller, watches included, is counted in its metrics.
+        // Every request of this controller, watches and the election included, is counted in
+        // its metrics; the election's writes are not the controller's work (`writes()`).
+        let election = metrics.election_layer().wrap(client.clone());
         let client = metrics.request_layer().wrap(client);
         let ready = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = watch::channel(false);
@@ -51,7 +53,7 @@ impl Embedded {
             Some(lease) => {
                 let leadership = Leadership::follower();
                 tasks.push(tokio::spawn(run_election(
-                    client.clone(),
+                    election,
                     lease,
                     leadership.clone(),
                     stopped.clone(),

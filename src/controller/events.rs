@@ -75,14 +75,6 @@ where
     .await;
     let mut written = 0;
     for (note, result) in notes.iter().zip(results) {
-        ctx.metrics.api_request(
-            if result.as_ref().is_ok_and(|created| !created) {
-                "patch"
-            } else {
-                "create"
-            },
-            &result,
-        );
         match result {
             Ok(_) => written += 1,
             Err(error) => tracing::warn!(%error, reason = note.reason, "publishing event failed"),

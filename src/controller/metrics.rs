@@ -15,7 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -68,7 +68,9 @@ pub struct Metrics {
     leadership: OnceLock<Leadership>,
     /// (namespace, name) of the Rollouts triggered and not yet reconciled since.
     queued: Mutex<HashSet<(String, String)>>,
-    writes: AtomicU64,
+    /// Writes (every verb but get, list and watch) of the clients `request_layer` wraps: the
+    /// controller's work, Events included, Lease renewals not.
+    writes: Arc<AtomicU64>,
     finished: AtomicU64,
     /// Metrics of AnalysisRuns and their measurements.
     pub analysis: super::measure::metrics::AnalysisMetrics,
@@ -161,7 +163,7 @@ impl Metrics {
             leader,
             leadership: OnceLock::new(),
             queued: Mutex::new(HashSet::new()),
-            writes: AtomicU64::new(0),
+            writes: Arc::new(AtomicU64::new(0)),
             finished: AtomicU64::new(0),
             analysis,
         }
@@ -208,17 +210,16 @@ impl Metrics {
         InFlight(&self.in_flight)
     }
 
-    /// Record one API call of the reconcile code, for `writes()`. The exported per-verb and
-    /// per-code counts come from the client layer (`request_layer`), which sees every request.
-    pub fn api_request<T>(&self, verb: &'static str, _result: &Result<T, kube::Error>) {
-        if verb != "get" && verb != "list" {
-            self.writes.fetch_add(1, Ordering::Relaxed);
-        }
+    /// The layer for the leader election's client: its requests are counted in
+    /// `sluice_api_requests_total`, but Lease renewals are not the controller's work, so they
+    /// stay out of `writes()`.
+    pub fn election_layer(&self) -> RequestCountLayer {
+        RequestCountLayer::new(self.api_requests.clone(), Arc::new(AtomicU64::new(0)))
     }
 
     /// The tower layer that counts every request of a client into `sluice_api_requests_total`.
     pub fn request_layer(&self) -> RequestCountLayer {
-        RequestCountLayer::new(self.api_requests.clone())
+        RequestCountLayer::new(self.api_requests.clone(), self.writes.clone())
     }
 
     /// A watch event asked for a reconcile of this Rollout.
@@ -240,7 +241,8 @@ impl Metrics {
         self.queue_depth.get()
     }
 
-    /// Writes (create, patch, update, delete) made by reconciles so far.
+    /// Writes (create, patch, update, delete) of the controller's client so far, counted in the
+    /// client layer: reconciles, measurements, routing objects and Events; Lease renewals not.
     pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Relaxed)
     }

@@ -415,7 +415,6 @@ async fn set_finalizer(
         ..PatchParams::default()
     };
     let result = api.patch(&name, &params, &Patch::Merge(patch)).await;
-    ctx.metrics.api_request("patch", &result);
     match result {
         Ok(written) => {
             if let Some(v) = written

@@ -94,7 +94,6 @@ pub async fn observe(
     let selector = format!("{POD_TEMPLATE_HASH_LABEL} in ({})", hashes.join(","));
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let listed = pods.list(&ListParams::default().labels(&selector)).await;
-    ctx.metrics.api_request("list", &listed);
     let listed = listed.map_err(|source| RestartError::Api {
         verb: "list",
         rollout: rollout.name_any(),
@@ -165,7 +164,6 @@ pub async fn evict(
     for name in &restart.evict {
         ctx.leadership.ensure()?;
         let result = pods.evict(name, &EvictParams::default()).await;
-        ctx.metrics.api_request("create", &result);
         match result {
             Ok(_) => {
                 evicted += 1;

@@ -177,7 +177,6 @@ pub async fn write_status(
     let name = rollout.name_any();
     let patch = guarded(patch, &version);
     let result = api.patch_status(&name, &params, &Patch::Merge(patch)).await;
-    ctx.metrics.api_request("patch", &result);
     match result {
         Ok(written) => Ok(written.resource_version()),
         Err(kube::Error::Api(status)) if status.code == 409 => {
@@ -196,7 +195,6 @@ pub async fn read_latest(ctx: &Context, rollout: &Rollout) -> Result<Option<Roll
     let api = rollouts(ctx, rollout)?;
     let name = rollout.name_any();
     let result = api.get_opt(&name).await;
-    ctx.metrics.api_request("get", &result);
     result.map_err(|source| StatusError::Read { name, source })
 }
 

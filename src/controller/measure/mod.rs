@@ -203,7 +203,6 @@ async fn write_status(
         ..PostParams::default()
     };
     let result = api.replace_status(&run.name_any(), &params, &updated).await;
-    ctx.metrics.api_request("update", &result);
     result.map(|_| ()).map_err(|source| RunError::Status {
         name: run.name_any(),
         source,

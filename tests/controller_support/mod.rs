@@ -349,20 +349,21 @@ pub async fn events(h: &Harness, ns: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Wait (bounded) for an async condition.
+#[path = "../playground_common/mod.rs"]
+mod common;
+
+/// Wait (bounded) for an async condition: the one bounded wait of the test support
+/// (`playground_common::eventually`), for checks that yield no value.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::eventually(what, || {
+        let done = check();
+        async move { done.await.then_some(()) }
+    })
+    .await;
 }
 
 /// A blue/green Rollout with its active and preview Services, as YAML.

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kubectl_support;
 mod traffic_common;
 
 use axum::Json;

@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dashboard_support;
+mod kubectl_support;
 mod plugin_support;
 
 use dashboard_support::*;

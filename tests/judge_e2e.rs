@@ -13,11 +13,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod controller_support;
+mod kubectl_support;
 mod prometheus_support;
 
 use controller_support::*;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
+use kubectl_support::Kubectl;
 use prometheus_support::{exporter, shared};
 use serde_json::{Value, json};
 use sluice::controller::embedded::Embedded;
@@ -312,20 +314,9 @@ async fn a_good_canary_passes_the_judge_and_is_promoted() {
 }
 
 async fn kubectl(h: &Harness, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(h.playground.kubeconfig_path())
-        .args(args)
-        .kill_on_drop(true)
-        .output()
+    Kubectl::new(h.playground.kubeconfig_path())
+        .ok(args, None)
         .await
-        .unwrap_or_else(|e| panic!("kubectl must be on PATH for these tests: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 // Helpers outside `#[test]` functions unwrap too; clippy.toml only covers test bodies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kubectl_support;
 mod playground_common;
+use kubectl_support::Kubectl;
 use playground_common::eventually;
 
 use serde_json::Value;
@@ -30,33 +32,7 @@ fn command(pg: &PlaygroundHandle, args: &[&str]) -> tokio::process::Command {
 }
 
 async fn run(pg: &PlaygroundHandle, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = command(pg, args);
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!(
-                "kubectl is not installed or not on PATH: install kubectl (https://kubernetes.io/docs/tasks/tools/) to run the playground conformance tests"
-            )
-        }
-        Err(e) => panic!("running kubectl: {e}"),
-    };
-    if let Some(input) = stdin {
-        use tokio::io::AsyncWriteExt;
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(input.as_bytes()).await.unwrap();
-        drop(pipe);
-    }
-    tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("kubectl finishes within 30s")
-        .unwrap()
+    Kubectl::new(pg.kubeconfig_path()).run(args, stdin).await
 }
 
 /// Run kubectl and require success; returns stdout.

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers panic on bad input by design.
 
+mod kubectl_support;
 mod prometheus_support;
 mod traffic_common;
 

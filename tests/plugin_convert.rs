@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kubectl_support;
 mod plugin_support;
 mod traffic_common;
 

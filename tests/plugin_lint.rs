@@ -4,19 +4,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kubectl_support;
 mod plugin_support;
 
 use plugin_support::{path_with_plugin, text};
 use std::process::Output;
 
 async fn kubectl(args: &[&str]) -> Output {
-    tokio::process::Command::new("kubectl")
-        .args(args)
-        .env("PATH", path_with_plugin())
-        .stdin(std::process::Stdio::null())
-        .output()
+    kubectl_support::Kubectl::offline()
+        .env("PATH", &path_with_plugin())
+        .run(args, None)
         .await
-        .expect("kubectl is installed and on PATH")
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kubectl_support;
 mod plugin_support;
 
 use plugin_support::*;

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod controller_support;
+mod kubectl_support;
 mod traffic_common;
 
 #[allow(dead_code)] // `main` is the example's entry point, unused here.

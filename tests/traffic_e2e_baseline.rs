@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod controller_support;
+mod kubectl_support;
 mod traffic_common;
 mod traffic_e2e_support;
 

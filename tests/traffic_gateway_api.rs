@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers and fixtures panic on bad input by design.
 
+mod kubectl_support;
 mod traffic_common;
 
 use serde_json::{Value, json};

@@ -6,12 +6,14 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers and fixtures panic on bad input by design.
 
+mod kubectl_support;
 mod traffic_common;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, PostParams};
+use kubectl_support::Kubectl;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice::crd::{
@@ -19,7 +21,6 @@ use sluice::crd::{
 };
 use sluice::playground::{Playground, PlaygroundHandle, PlaygroundOptions, SimulationOptions};
 use sluice::traffic::{RouteContext, TrafficRouter, restore_stable, routers_for};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 use traffic_common::{backend_weights, pairs, rollout, upstream_dir, weights, yaml};
@@ -78,37 +79,7 @@ async fn start() -> PlaygroundHandle {
 }
 
 async fn kubectl(pg: &PlaygroundHandle, args: &[&str], stdin: Option<&str>) -> String {
-    let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(pg.kubeconfig_path())
-        .args(args)
-        .kill_on_drop(true);
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("kubectl must be on PATH for these tests: {e}"));
-    if let Some(input) = stdin {
-        use tokio::io::AsyncWriteExt;
-        let mut pipe = child.stdin.take().unwrap();
-        pipe.write_all(input.as_bytes()).await.unwrap();
-        drop(pipe);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    Kubectl::new(pg.kubeconfig_path()).ok(args, stdin).await
 }
 
 async fn get_json(pg: &PlaygroundHandle, resource: &str, name: &str) -> Value {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // Test helpers and fixtures panic on bad input by design.
 
 mod controller_support;
+mod kubectl_support;
 mod traffic_common;
 
 #[allow(dead_code)] // `main` is the example's entry point, unused here.

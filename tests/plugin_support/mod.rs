@@ -85,20 +85,14 @@ pub fn path_with_plugin() -> String {
 
 /// Runs `kubectl sluice ARGS` through the real kubectl against `kubeconfig`.
 pub async fn sluice_with(kubeconfig: &Path, args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.arg("sluice")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("PATH", path_with_plugin())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    match cmd.output().await {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-            "kubectl is not installed or not on PATH: install kubectl to run the plugin tests"
-        ),
-        Err(e) => panic!("running kubectl: {e}"),
-    }
+    let all: Vec<&str> = std::iter::once("sluice")
+        .chain(args.iter().copied())
+        .collect();
+    crate::kubectl_support::Kubectl::offline()
+        .env("KUBECONFIG", &kubeconfig.display().to_string())
+        .env("PATH", &path_with_plugin())
+        .run(&all, None)
+        .await
 }
 
 /// Runs `kubectl sluice ARGS` against the shared playground.

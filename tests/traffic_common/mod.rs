@@ -276,25 +276,9 @@ pub async fn install_routing_crds(client: &kube::Client) {
 
 /// Runs `kubectl --kubeconfig <kubeconfig> <args>` and returns its JSON output.
 pub async fn kubectl_json(kubeconfig: &std::path::Path, args: &[&str]) -> Value {
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(args)
-            .args(["-o", "json"])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("kubectl must be on PATH for these tests: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::kubectl_support::Kubectl::new(kubeconfig)
+        .json(args)
+        .await
 }
 
 /// Creates an object of any kind from JSON (namespace from the object).

@@ -1,0 +1,92 @@
+//! The one way the tests run the real `kubectl`: a bounded run with optional standard input,
+//! a clear failure when kubectl is missing, and helpers that require success.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+/// How to run kubectl: `--kubeconfig` (none for offline verbs) and extra environment.
+#[derive(Clone, Debug, Default)]
+pub struct Kubectl {
+    kubeconfig: Option<std::path::PathBuf>,
+    env: Vec<(String, String)>,
+}
+
+impl Kubectl {
+    /// kubectl against the cluster of `kubeconfig`.
+    pub fn new(kubeconfig: &Path) -> Self {
+        Self {
+            kubeconfig: Some(kubeconfig.to_path_buf()),
+            env: Vec::new(),
+        }
+    }
+
+    /// kubectl without a kubeconfig flag (offline verbs, or `KUBECONFIG` from `env`).
+    pub fn offline() -> Self {
+        Self::default()
+    }
+
+    /// Sets an environment variable of the kubectl process (`PATH` to find a plugin).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs `kubectl ARGS`, feeding `stdin` when given; at most 60 s.
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        if let Some(kubeconfig) = &self.kubeconfig {
+            cmd.arg("--kubeconfig").arg(kubeconfig);
+        }
+        cmd.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "kubectl is not installed or not on PATH: install it (Debian: apt-get install \
+                 kubernetes-client; scripts/test.sh does) to run these tests"
+            ),
+            Err(e) => panic!("running kubectl: {e}"),
+        };
+        if let Some(input) = stdin {
+            use tokio::io::AsyncWriteExt;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(input.as_bytes()).await.unwrap();
+            drop(pipe);
+        }
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within 60 s"))
+            .unwrap()
+    }
+
+    /// Runs `kubectl ARGS` and requires success; its standard output.
+    pub async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin).await;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    /// Runs `kubectl ARGS -o json` and requires success; the parsed output.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all, None).await).unwrap()
+    }
+}

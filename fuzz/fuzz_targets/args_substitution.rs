@@ -27,7 +27,10 @@ fuzz_target!(|input: Input<'_>| {
     let args = args_map(&input, str::to_string);
     // Values as harmless as possible where they land: plain tokens stay (outside a literal
     // they are the only values allowed), anything else becomes `x`.
-    let neutral = args_map(&input, |v| if plain(v) { v.to_string() } else { "x".into() });
+    let neutral = args_map(
+        &input,
+        |v| if plain(v) { v.to_string() } else { "x".into() },
+    );
     let template = input.template;
     promql(&args, &neutral, template);
     url(&args, &args_map(&input, |_| "x".into()), template);

@@ -32,7 +32,11 @@ fn parse(text: &str) -> Result<Duration, String> {
 
 fn round_trip(duration: Duration) {
     let text = canonical(duration);
-    assert_eq!(parse(&text), Ok(duration), "{duration:?} written as {text:?}");
+    assert_eq!(
+        parse(&text),
+        Ok(duration),
+        "{duration:?} written as {text:?}"
+    );
 }
 
 /// Hours, minutes, seconds and milliseconds, the nanoseconds below a millisecond as its
@@ -41,7 +45,11 @@ fn canonical(duration: Duration) -> String {
     let secs = duration.as_secs();
     let nanos = duration.subsec_nanos();
     let mut out = String::new();
-    for (value, unit) in [(secs / 3600, "h"), (secs % 3600 / 60, "m"), (secs % 60, "s")] {
+    for (value, unit) in [
+        (secs / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ] {
         if value > 0 {
             out.push_str(&format!("{value}{unit}"));
         }

@@ -97,14 +97,20 @@ fuzz_target!(|input: Input<'_>| {
     let Ok(request) = http::Request::builder()
         .method(pick(&METHODS, input.method))
         .uri(&uri)
-        .header(http::header::CONTENT_TYPE, pick(&CONTENT_TYPES, input.content_type))
+        .header(
+            http::header::CONTENT_TYPE,
+            pick(&CONTENT_TYPES, input.content_type),
+        )
         .header(http::header::ACCEPT, pick(&ACCEPTS, input.accept))
         .body(Bytes::copy_from_slice(input.body))
     else {
         return;
     };
     let server = server();
-    let described = format!("{request:?} with body {:?}", String::from_utf8_lossy(input.body));
+    let described = format!(
+        "{request:?} with body {:?}",
+        String::from_utf8_lossy(input.body)
+    );
     let response = server
         .runtime
         .block_on(server.playground.serve_request(request));

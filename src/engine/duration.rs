@@ -137,11 +137,13 @@ mod tests {
         parse_pause_duration(&IntOrString::String(t.into()))
     }
 
-    /// Found by the `duration` fuzz target (docs/fuzzing.md): a sum past `u64::MAX` seconds
-    /// panicked ("overflow when adding durations"); it is now an error naming the limit.
+    /// Seen while writing the `duration` fuzz target and replayed on it (docs/fuzzing.md): a
+    /// sum past `u64::MAX` seconds panicked ("overflow when adding durations"); it is now an
+    /// error naming the limit.
     #[test]
     fn durations_too_long_for_a_duration_are_refused_not_a_panic() {
         for t in [
+            "10000000000000000000s10000000000000000000s",
             "18446744073709551615s1s",
             "5124095576030432h",
             "99999999999999999999999999999999999999999h",

@@ -13,7 +13,7 @@
 
 /// The elements of `text` (a valid JSON value) as doubles, NaN for a missing point; `None` when
 /// `text` is not an array of the recognised element forms.
-pub(crate) fn sample_array(text: &str) -> Option<Vec<f64>> {
+pub fn sample_array(text: &str) -> Option<Vec<f64>> {
     let bytes = text.as_bytes();
     let mut i = skip_space(bytes, 0);
     if bytes.get(i) != Some(&b'[') {

@@ -11,7 +11,10 @@ pub mod compare;
 pub mod config;
 pub mod hodges_lehmann;
 pub mod input;
-mod json_samples;
+/// Public only for the fuzz targets (`fuzz/`), which check the fast sample reader against
+/// `str::parse::<f64>`; not part of the crate's API.
+#[doc(hidden)]
+pub mod json_samples;
 pub mod judge;
 pub mod mann_whitney;
 pub mod nullable;

@@ -118,7 +118,19 @@ impl Parsed {
     }
 }
 
-async fn route(server: &Server, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+/// Serves one request given whole, without a connection (`PlaygroundHandle::serve_request`).
+pub(super) async fn serve_one(server: &Server, req: Request<Bytes>) -> Response<Body> {
+    match route(server, req.map(Full::new)).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn route<B>(server: &Server, req: Request<B>) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
     let (parts, body) = req.into_parts();
     let agent = parts
         .headers

@@ -340,6 +340,23 @@ impl PlaygroundHandle {
             .map(|addr| format!("http://{addr}/metrics"))
     }
 
+    /// Serves one request in-process, without a socket, through the same routing and parsing
+    /// as the HTTP server (path, query parameters, headers, body), and returns the response.
+    /// For the fuzz target `playground_request` (`fuzz/`); tests use [`Self::client`].
+    #[doc(hidden)]
+    pub async fn serve_request(
+        &self,
+        request: ::http::Request<bytes::Bytes>,
+    ) -> ::http::Response<impl hyper::body::Body<Data = bytes::Bytes>> {
+        let server = http::Server {
+            api: self.api.clone(),
+            faults: self.faults.clone(),
+            addr: self.addr,
+            bookmark_every: Duration::from_secs(5),
+        };
+        http::serve_one(&server, request).await
+    }
+
     /// The API layer, for in-process callers that want to skip HTTP.
     pub fn api(&self) -> Arc<Api> {
         self.api.clone()

@@ -32,10 +32,12 @@ pub struct Args {
 /// Where in a PromQL query the lexer is.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum PromqlState {
-    /// Outside any string literal (expressions, label names, durations, comments).
+    /// Outside any string literal (expressions, label names, durations).
     Code,
     /// Inside a literal opened by this quote character (`"`, `'` or a backtick).
     Literal(char),
+    /// In a `#` comment, which runs to the end of the line; a quote here opens no literal.
+    Comment,
 }
 
 /// Bytes percent-encoded in a URL value: everything except RFC 3986's unreserved characters, so
@@ -279,8 +281,12 @@ impl Args {
             )),
             PromqlState::Literal('`') => Ok(value.to_string()),
             PromqlState::Literal(quote) => Ok(escape_quoted(value, quote)),
-            PromqlState::Code if is_plain_token(value) => Ok(value.to_string()),
-            PromqlState::Code => Err(self.refused(
+            // A value in a comment could end it with a line break; it is held to the rule of
+            // code.
+            PromqlState::Code | PromqlState::Comment if is_plain_token(value) => {
+                Ok(value.to_string())
+            }
+            PromqlState::Code | PromqlState::Comment => Err(self.refused(
                 name,
                 "outside a string literal a value must be a plain token (letters, digits, _ . :), \
                  such as a number, a duration or a metric name; put it inside quotes to use it as a label value",
@@ -340,7 +346,11 @@ async fn read_secret_key(
 fn promql_step(state: PromqlState, escaped: bool, c: char) -> (PromqlState, bool) {
     match state {
         PromqlState::Code if matches!(c, '"' | '\'' | '`') => (PromqlState::Literal(c), false),
+        PromqlState::Code if c == '#' => (PromqlState::Comment, false),
         PromqlState::Code => (PromqlState::Code, false),
+        // Prometheus ends a comment at either line-break character.
+        PromqlState::Comment if matches!(c, '\n' | '\r') => (PromqlState::Code, false),
+        PromqlState::Comment => (PromqlState::Comment, false),
         // Raw strings have no escapes.
         PromqlState::Literal('`') if c == '`' => (PromqlState::Code, false),
         PromqlState::Literal('`') => (state, false),
@@ -393,11 +403,18 @@ fn authority_end(url: &str) -> usize {
         .map_or(url.len(), |at| host_start + at)
 }
 
-/// How many `.` or `..` segments the path of `url` (starting at `path_start`) has.
+/// How many `.` or `..` segments the path of `url` (starting at `path_start`) has, counted as
+/// URL parsing resolves them: `%2e` is a dot too, and `\` separates segments as `/` does in
+/// `http(s)` URLs.
 fn dot_segments(url: &str, path_start: usize) -> usize {
     let rest = url.get(path_start..).unwrap_or_default();
     let path = rest.split(['?', '#']).next().unwrap_or_default();
-    path.split('/').filter(|s| matches!(*s, "." | "..")).count()
+    path.split(['/', '\\'])
+        .filter(|s| {
+            let decoded = percent_encoding::percent_decode_str(s).decode_utf8_lossy();
+            matches!(&*decoded, "." | "..")
+        })
+        .count()
 }
 
 #[cfg(test)]

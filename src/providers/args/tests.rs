@@ -180,3 +180,53 @@ fn secrets_never_appear_in_errors_and_are_redacted_in_every_form() {
         "raw <redacted> and checkout"
     );
 }
+
+/// Found by the `args_substitution` fuzz target (docs/fuzzing.md): a quote inside a `#`
+/// comment was taken to open a literal, so a placeholder on a later line was escaped for the
+/// wrong quote and its value could close the real literal and add to the query.
+#[test]
+fn a_quote_in_a_promql_comment_opens_no_literal() {
+    let args = args();
+    let query = "# the service's latency\nup{s=\"{{args.hostile}}\"}";
+    assert_eq!(
+        args.substitute_promql(query).as_deref(),
+        Ok("# the service's latency\nup{s=\"\\\"} or vector(1) #\"}")
+    );
+    // A carriage return ends a comment too.
+    assert_eq!(
+        args.substitute_promql("# it's\rup{s='{{args.quote}}'}")
+            .as_deref(),
+        Ok("# it's\rup{s='it\\'s \"q\" \\\\ `x`'}")
+    );
+    // In a comment a value is held to the rule of code: it could end the comment.
+    let err = args.substitute_promql("up # {{args.newline}}").unwrap_err();
+    assert!(err.0.contains("plain token"), "{err}");
+    assert_eq!(
+        args.substitute_promql("up # {{args.window}}").as_deref(),
+        Ok("up # 5m")
+    );
+}
+
+/// Written with the `args_substitution` fuzz target's URL property: URL parsing reads `%2e`
+/// as `.` and, in http(s) URLs, `\` as `/`, so values could still form a `.` or `..`
+/// segment next to template text.
+#[test]
+fn percent_encoded_and_backslash_dot_segments_cannot_move_the_url() {
+    let mut args = args();
+    args.insert("e", Some("e".into()), false);
+    for url in [
+        "http://a.b/x/%2{{args.e}}/y",
+        "http://a.b/x/%2e%2{{args.e}}/y",
+        "http://a.b/x/.%2{{args.e}}",
+        "http://a.b/x\\{{args.dotdot}}",
+        "http://a.b/x\\{{args.dot}}\\y",
+    ] {
+        let err = args.substitute_url(url).expect_err(url);
+        assert!(err.0.contains("would move the URL"), "{url}: {err}");
+    }
+    assert_eq!(
+        args.substitute_url("http://a.b/%2e%2e/x/%{{args.svc}}")
+            .as_deref(),
+        Ok("http://a.b/%2e%2e/x/%checkout")
+    );
+}

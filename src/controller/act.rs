@@ -479,17 +479,7 @@ pub fn build_replica_set(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn owner(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
-        OwnerReference {
-            api_version: "v1".into(),
-            kind: kind.into(),
-            name: name.into(),
-            uid: uid.into(),
-            controller: Some(controller),
-            block_owner_deletion: None,
-        }
-    }
+    use crate::controller::owner::tests::owner;
 
     #[test]
     fn a_name_taken_by_another_owner_is_an_error_naming_both() {

@@ -21,10 +21,11 @@ pub fn foreign_owner(uid: Option<&str>, owners: &[OwnerReference]) -> Option<Str
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn owner(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
+    /// An owner reference, for the tests of every owner check.
+    pub(crate) fn owner(kind: &str, name: &str, uid: &str, controller: bool) -> OwnerReference {
         OwnerReference {
             api_version: "v1".into(),
             kind: kind.into(),

@@ -351,6 +351,7 @@ impl PlaygroundHandle {
         let server = http::Server {
             api: self.api.clone(),
             faults: self.faults.clone(),
+            holds: self.holds.clone(),
             addr: self.addr,
             bookmark_every: Duration::from_secs(5),
         };

@@ -41,14 +41,7 @@ async fn kubectl(pg: &PlaygroundHandle, args: &[&str]) -> String {
 }
 
 async fn kubectl_in(pg: &PlaygroundHandle, args: &[&str], stdin: Option<&str>) -> String {
-    let out = run(pg, args, stdin).await;
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    Kubectl::new(pg.kubeconfig_path()).ok(args, stdin).await
 }
 
 async fn json(pg: &PlaygroundHandle, args: &[&str]) -> Value {

@@ -9,11 +9,9 @@ use super::context::Context;
 use super::leader::NotLeader;
 use super::observe::service_names;
 use super::routing_condition::error_chain;
-use crate::crd::{
-    FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, Rollout, TrafficWeights, WeightDestination,
-};
+use crate::crd::{FIELD_MANAGER, POD_TEMPLATE_HASH_LABEL, Rollout};
 use crate::engine::MANAGED_BY_ANNOTATION;
-use crate::traffic::{RouteContext, TrafficError, TrafficRouter};
+use crate::traffic::{RouteContext, TrafficError, TrafficRouter, restore_stable_each};
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -89,46 +87,22 @@ pub async fn cleanup(
 ) -> Result<(), CleanupError> {
     ctx.leadership.ensure()?;
     let mut failures = Failures::default();
-    restore_routers(rollout, routers, route_ctx, &mut failures).await;
+    restore_routers(routers, route_ctx, &mut failures).await;
     release_services(ctx, rollout, &mut failures).await?;
     failures.into_result()
 }
 
 async fn restore_routers(
-    rollout: &Rollout,
     routers: &[Box<dyn TrafficRouter>],
     route_ctx: &RouteContext,
     failures: &mut Failures,
 ) {
-    let canary = rollout.spec.strategy.canary.as_ref();
-    let stable_hash = rollout.status.as_ref().and_then(|s| s.stable_rs.clone());
-    let weights = TrafficWeights {
-        canary: WeightDestination {
-            weight: 0,
-            service_name: canary.and_then(|c| c.canary_service.clone()),
-            pod_template_hash: route_ctx.canary_hash.clone(),
-        },
-        stable: WeightDestination {
-            weight: 100,
-            service_name: canary.and_then(|c| c.stable_service.clone()),
-            pod_template_hash: stable_hash,
-        },
-        additional: Vec::new(),
-        verified: None,
-    };
-    for router in routers {
-        let results = [
-            router.set_weight(route_ctx, &weights).await,
-            router.remove_managed_routes(route_ctx).await,
-        ];
-        for result in results {
-            match result {
-                Ok(()) | Err(TrafficError::NotFound { .. }) => {}
-                Err(error) => failures.add(
-                    error.category(),
-                    format!("traffic router {}: {}", router.name(), error_chain(&error)),
-                ),
-            }
+    for (router, error) in restore_stable_each(routers, route_ctx).await {
+        if !matches!(error, TrafficError::NotFound { .. }) {
+            failures.add(
+                error.category(),
+                format!("traffic router {router}: {}", error_chain(&error)),
+            );
         }
     }
 }

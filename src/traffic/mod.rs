@@ -253,32 +253,35 @@ pub fn routers_for(
     Ok(routers)
 }
 
-/// Puts all traffic back on stable through every router: weight 0 to the canary, no
-/// additional destinations, and every managed route removed. What an abort and the
-/// finalizer call; idempotent. Every router is tried even when one fails; the first error is
-/// returned.
-///
-/// # Errors
-/// The first router error.
-pub async fn restore_stable(
-    routers: &[Box<dyn TrafficRouter>],
-    ctx: &RouteContext,
-) -> Result<(), TrafficError> {
-    let weights = TrafficWeights {
+/// The weights that put all traffic on stable: 0 to the canary, the maximum weight to stable,
+/// no additional destinations.
+fn stable_weights(ctx: &RouteContext) -> TrafficWeights {
+    let canary = ctx.rollout.spec.strategy.canary.as_ref();
+    TrafficWeights {
         canary: WeightDestination {
             weight: 0,
-            service_name: None,
+            service_name: canary.and_then(|c| c.canary_service.clone()),
             pod_template_hash: ctx.canary_hash.clone(),
         },
         stable: WeightDestination {
             weight: split::max_weight(&ctx.rollout),
-            service_name: None,
+            service_name: canary.and_then(|c| c.stable_service.clone()),
             pod_template_hash: ctx.stable_hash.clone(),
         },
         additional: Vec::new(),
         verified: None,
-    };
-    let mut first = None;
+    }
+}
+
+/// Puts all traffic back on stable through every router (the stable weights, and every managed
+/// route removed) and returns each failure with the router's name. Every router is tried even
+/// when one fails; idempotent. What the finalizer calls.
+pub async fn restore_stable_each(
+    routers: &[Box<dyn TrafficRouter>],
+    ctx: &RouteContext,
+) -> Vec<(String, TrafficError)> {
+    let weights = stable_weights(ctx);
+    let mut failures = Vec::new();
     for router in routers {
         let results = [
             router.set_weight(ctx, &weights).await,
@@ -287,11 +290,25 @@ pub async fn restore_stable(
         for result in results {
             if let Err(error) = result {
                 tracing::warn!(%error, provider = router.name(), "restoring stable traffic failed");
-                first.get_or_insert(error);
+                failures.push((router.name().to_owned(), error));
             }
         }
     }
-    first.map_or(Ok(()), Err)
+    failures
+}
+
+/// [`restore_stable_each`], as one result: the first router error.
+///
+/// # Errors
+/// The first router error.
+pub async fn restore_stable(
+    routers: &[Box<dyn TrafficRouter>],
+    ctx: &RouteContext,
+) -> Result<(), TrafficError> {
+    match restore_stable_each(routers, ctx).await.into_iter().next() {
+        Some((_, error)) => Err(error),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -10,8 +10,6 @@ use controller_support::*;
 use serde_json::json;
 use sluice::crd::RolloutPhase;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 /// `sluice_api_requests_total{verb,code}` from the text exposition.
 fn requests(text: &str) -> BTreeMap<(String, String), f64> {
@@ -37,14 +35,7 @@ fn requests(text: &str) -> BTreeMap<(String, String), f64> {
 async fn metrics_count_every_api_request_and_export_the_queue_depth() {
     let h = Harness::start().await;
     let controller = h.controller();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(sluice::controller::http::serve(
-        listener,
-        controller.metrics.clone(),
-        Arc::new(AtomicBool::new(true)),
-        std::future::pending(),
-    ));
+    let (addr, server) = serve_metrics(&controller).await;
 
     let (ns, name) = ("metrics", "web");
     h.namespace(ns).await;

@@ -651,14 +651,7 @@ async fn every_metric_the_dashboard_names_is_exported_after_a_judged_rollout() {
     let prometheus = shared();
     let h = Harness::start().await;
     let controller = h.controller_with_prometheus(&[format!("test={}", prometheus.url())]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(sluice::controller::http::serve(
-        listener,
-        controller.metrics.clone(),
-        Arc::new(AtomicBool::new(true)),
-        std::future::pending(),
-    ));
+    let (addr, server) = serve_metrics(&controller).await;
 
     // A canary with steps and a judged analysis, taken from its first revision to promoted.
     let (ns, name) = ("grafana", "web");

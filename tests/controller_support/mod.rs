@@ -349,6 +349,22 @@ pub async fn events(h: &Harness, ns: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Serves `controller`'s `/metrics` (ready) on a loopback port: its address, and the handle
+/// that stops it.
+pub async fn serve_metrics(
+    controller: &Embedded,
+) -> (std::net::SocketAddr, tokio::task::AbortHandle) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(sluice::controller::http::serve(
+        listener,
+        controller.metrics.clone(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        std::future::pending(),
+    ));
+    (addr, server.abort_handle())
+}
+
 #[path = "../playground_common/mod.rs"]
 mod common;
 

@@ -257,8 +257,7 @@ async fn apply_one(
             report.writes += 1;
         }
         Action::DeleteReplicaSet { name } => {
-            let result = replica_sets.delete(name, &DeleteParams::background()).await;
-            match result {
+            match replica_sets.delete(name, &DeleteParams::background()).await {
                 Ok(_) => report.writes += 1,
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(source) => return Err(api_error("delete", "ReplicaSet", name, source)),
@@ -331,8 +330,8 @@ async fn merge_patch<K>(
 where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let result = api.patch(&name, &patch_params(), &Patch::Merge(body)).await;
-    result
+    api.patch(&name, &patch_params(), &Patch::Merge(body))
+        .await
         .map(drop)
         .map_err(|source| api_error("patch", kind, &name, source))
 }
@@ -383,8 +382,7 @@ async fn create_replica_set(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PostParams::default()
     };
-    let result = replica_sets.create(&params, rs).await;
-    match result {
+    match replica_sets.create(&params, rs).await {
         Ok(_) => report.writes += 1,
         // Ours from an earlier reconcile whose cache had not caught up yet, or someone else's.
         Err(kube::Error::Api(status)) if status.code == 409 => {

@@ -145,8 +145,7 @@ pub async fn create(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PostParams::default()
     };
-    let result = api.create(&params, &run).await;
-    match result {
+    match api.create(&params, &run).await {
         Ok(_) => Ok(true),
         // Ours from an earlier reconcile whose cache had not caught up yet, or someone else's.
         Err(kube::Error::Api(status)) if status.code == 409 => {

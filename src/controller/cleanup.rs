@@ -135,8 +135,7 @@ async fn release(
     services: &Api<Service>,
     name: &str,
 ) -> Result<(), kube::Error> {
-    let result = services.get_opt(name).await;
-    let Some(service) = result? else {
+    let Some(service) = services.get_opt(name).await? else {
         return Ok(());
     };
     if service.annotations().get(MANAGED_BY_ANNOTATION) != Some(&rollout.name_any()) {
@@ -150,8 +149,7 @@ async fn release(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
-    let result = services.patch(name, &params, &Patch::Merge(patch)).await;
-    match result {
+    match services.patch(name, &params, &Patch::Merge(patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(error) => Err(error),

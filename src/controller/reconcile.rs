@@ -414,8 +414,7 @@ async fn set_finalizer(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
-    let result = api.patch(&name, &params, &Patch::Merge(patch)).await;
-    match result {
+    match api.patch(&name, &params, &Patch::Merge(patch)).await {
         Ok(written) => {
             if let Some(v) = written
                 .resource_version()

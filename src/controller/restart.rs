@@ -163,8 +163,7 @@ pub async fn evict(
     let mut evicted = 0;
     for name in &restart.evict {
         ctx.leadership.ensure()?;
-        let result = pods.evict(name, &EvictParams::default()).await;
-        match result {
+        match pods.evict(name, &EvictParams::default()).await {
             Ok(_) => {
                 evicted += 1;
                 tracing::info!(pod = %name, "evicted for restart");

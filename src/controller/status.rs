@@ -176,8 +176,7 @@ pub async fn write_status(
     };
     let name = rollout.name_any();
     let patch = guarded(patch, &version);
-    let result = api.patch_status(&name, &params, &Patch::Merge(patch)).await;
-    match result {
+    match api.patch_status(&name, &params, &Patch::Merge(patch)).await {
         Ok(written) => Ok(written.resource_version()),
         Err(kube::Error::Api(status)) if status.code == 409 => {
             Err(StatusError::Conflict { name, version })
@@ -194,8 +193,9 @@ pub async fn write_status(
 pub async fn read_latest(ctx: &Context, rollout: &Rollout) -> Result<Option<Rollout>, StatusError> {
     let api = rollouts(ctx, rollout)?;
     let name = rollout.name_any();
-    let result = api.get_opt(&name).await;
-    result.map_err(|source| StatusError::Read { name, source })
+    api.get_opt(&name)
+        .await
+        .map_err(|source| StatusError::Read { name, source })
 }
 
 fn rollouts(ctx: &Context, rollout: &Rollout) -> Result<Api<Rollout>, StatusError> {

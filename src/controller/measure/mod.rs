@@ -202,11 +202,13 @@ async fn write_status(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PostParams::default()
     };
-    let result = api.replace_status(&run.name_any(), &params, &updated).await;
-    result.map(|_| ()).map_err(|source| RunError::Status {
-        name: run.name_any(),
-        source,
-    })
+    api.replace_status(&run.name_any(), &params, &updated)
+        .await
+        .map(|_| ())
+        .map_err(|source| RunError::Status {
+            name: run.name_any(),
+            source,
+        })
 }
 
 /// Starts one measurement as a task, unless one of the same metric is under way.

@@ -90,13 +90,26 @@ fn watch_unavailability(
 
 #[tokio::test]
 async fn restart_at_replaces_every_pod_one_at_a_time() {
+    restart_every_pod("restart-at", 0).await;
+}
+
+/// A PodDisruptionBudget's refusal (429) holds the restart back without an error; the
+/// restart's poll comes back and finishes it.
+#[tokio::test]
+async fn an_eviction_refused_by_a_disruption_budget_is_retried_later() {
+    restart_every_pod("restart-refused", 1).await;
+}
+
+/// Restart a Rollout of three pods, the first `refused` evictions answered 429, and check every
+/// pod was replaced, one at a time, with the restart recorded and no error.
+async fn restart_every_pod(ns: &str, refused: usize) {
     let h = Harness::start_with(SimulationOptions {
         pod_ready_delay: Duration::from_millis(400),
         ..SimulationOptions::default()
     })
     .await;
     let controller = h.controller();
-    let (ns, name) = ("restart-at", "web");
+    let name = "web";
     h.namespace(ns).await;
     h.apply_yaml(
         ns,
@@ -112,6 +125,9 @@ async fn restart_at_replaces_every_pod_one_at_a_time() {
     assert_eq!(before.len(), 3, "three pods before the restart: {before:?}");
 
     let (worst, deleted, watch) = watch_unavailability(&h, ns, 3);
+    h.playground
+        .faults()
+        .fail_next(Some("create"), Some("pods/eviction"), 429, refused);
     // Whole seconds, rounded up: pods created before carry an earlier creationTimestamp, and
     // every replacement (created after this instant) one at least as late.
     let at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 1).unwrap();
@@ -153,6 +169,9 @@ async fn restart_at_replaces_every_pod_one_at_a_time() {
             .any(|(reason, _)| reason == "RolloutRestarted"),
         "no RolloutRestarted Event: {events:?}"
     );
+    assert_eq!(h.playground.faults().pending(), 0, "every refusal was met");
+    let errors: Vec<_> = events.iter().filter(|(r, _)| r.contains("Error")).collect();
+    assert!(errors.is_empty(), "errors: {errors:?}");
     watch.abort();
     controller.stop().await;
 }

@@ -1,8 +1,8 @@
 //! Act: interpret each `Action` of a `Decision` against the API server, idempotently. Writes
-//! ReplicaSets, Service selectors, AnalysisRuns and the `workloadRef` Deployment's scale, and
-//! calls the traffic routers (every router, whatever the others answer); every write uses field
-//! manager `sluice-controller` and is refused once this replica is no longer the leader. Never
-//! writes the Rollout itself.
+//! ReplicaSets, Service selectors, AnalysisRuns and the `workloadRef` Deployment's scale, evicts
+//! pods for a restart, and calls the traffic routers (every router, whatever the others
+//! answer); every write uses field manager `sluice-controller` and is refused once this replica
+//! is no longer the leader. Never writes the Rollout itself.
 
 use super::analysis_run::{self, AnalysisRunError};
 use super::context::Context;
@@ -15,9 +15,9 @@ use crate::engine::{
 };
 use crate::traffic::{RouteContext, TrafficRouter};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -100,6 +100,9 @@ pub struct ActReport {
     pub writes: u32,
     /// Scale-downs to zero and deletions held back because a router failed.
     pub held: u32,
+    /// A disruption budget refused an eviction: the round's other evictions wait for the
+    /// restart's next poll.
+    pub evictions_refused: bool,
 }
 
 /// The Rollout being acted for, its routers, and what they did so far.
@@ -148,6 +151,9 @@ pub async fn act(
                 "a traffic router failed: keeping the ReplicaSet's pods"
             );
             report.held += 1;
+            continue;
+        }
+        if report.evictions_refused && matches!(action, Action::EvictPod { .. }) {
             continue;
         }
         if route(acting, action, &mut report).await {
@@ -311,11 +317,36 @@ async fn apply_one(
             merge_patch(&deployments, "Deployment", wref.name.clone(), body).await?;
             report.writes += 1;
         }
+        Action::EvictPod { name } => evict(ctx, namespace, name, report).await?,
         // Sent to the routers by `route`.
         Action::SetWeights(_)
         | Action::SetHeaderRoute(_)
         | Action::SetMirrorRoute(_)
         | Action::RemoveManagedRoutes => {}
+    }
+    Ok(())
+}
+
+/// Evict a pod for a restart. A pod already gone is fine; a `429` (a PodDisruptionBudget says
+/// not now) ends the round's evictions quietly, and the restart's poll comes back.
+async fn evict(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    report: &mut ActReport,
+) -> Result<(), ActError> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+    match pods.evict(name, &EvictParams::default()).await {
+        Ok(_) => {
+            report.writes += 1;
+            tracing::info!(pod = %name, "evicted for restart");
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(kube::Error::Api(status)) if status.code == 429 => {
+            tracing::info!(pod = %name, "eviction refused by a disruption budget; retrying later");
+            report.evictions_refused = true;
+        }
+        Err(source) => return Err(api_error("evict", "Pod", name, source)),
     }
     Ok(())
 }

@@ -117,8 +117,8 @@ pub fn observe(rollout: &Rollout, stores: &Stores) -> Result<Observed, ObserveEr
         analysis_runs,
         workload,
         weights_verified: None,
-        // Restarts by eviction are not wired yet: the engine sees "not counted".
-        pods_to_restart: None,
+        // Listed by `restart::observe`, only while a restart is due.
+        restart_pods: None,
         analysis_templates: super::templates::observe(rollout, &namespace, stores),
         tenancy: observe_tenancy(rollout, &namespace, stores),
     })

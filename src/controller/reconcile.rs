@@ -39,7 +39,7 @@ pub enum ReconcileError {
     /// Writing the status failed.
     #[error("status")]
     Status(#[from] StatusError),
-    /// Counting or evicting pods for `spec.restartAt` failed.
+    /// Listing pods for `spec.restartAt` failed.
     #[error("restart")]
     Restart(#[from] RestartError),
     /// The finalizer's clean-up failed.
@@ -78,7 +78,12 @@ impl ReconcileError {
     }
 
     fn not_leader(&self) -> bool {
-        self.category() == "NotLeader"
+        matches!(
+            self,
+            Self::Act(ActError::NotLeader(_))
+                | Self::Status(StatusError::NotLeader(_))
+                | Self::Cleanup(CleanupError::NotLeader(_))
+        )
     }
 }
 
@@ -233,8 +238,7 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     observed.weights_verified = verify(&routers, &route_ctx, applied, &mut outcomes).await;
 
     let now = jiff::Timestamp::now();
-    let restart = restart::observe(ctx, rollout, &observed, now).await?;
-    observed.pods_to_restart = restart.as_ref().map(|r| r.remaining);
+    observed.restart_pods = restart::observe(ctx, rollout, &observed, now).await?;
     let decision = (ctx.decide)(rollout, &observed, now);
     // kube-runtime counts a requeue from the end of the reconcile; the engine counted it from
     // the clock read above, so the writes below would otherwise make every timer late by their
@@ -255,9 +259,6 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     };
     let report = act::act(ctx, &mut acting, &decision.actions).await?;
     tracing::debug!(writes = report.writes, held = report.held, "acted");
-    if let Some(restart) = &restart {
-        restart::evict(ctx, rollout, restart).await?;
-    }
     events::publish(ctx, rollout.as_ref(), &decision.events).await;
     events::publish(ctx, rollout.as_ref(), &outcomes.events()).await;
 

@@ -1,57 +1,33 @@
-//! `spec.restartAt` (Argo's `kubectl argo rollouts restart`): count this Rollout's pods created
-//! before the restart time and evict them through `pods/eviction`, at most
-//! `max(maxUnavailable, 1)` unavailable at a time, stable ReplicaSet first, then the current
-//! one, then the rest, oldest pod first. Pods are listed on demand, only while a restart is due
-//! and not yet recorded: no Pod reflector (its memory at 10,000 Rollouts is the reason), and
-//! no API call at all when `restartAt` is unset. The engine records `status.restartedAt` and
-//! the `RolloutRestarted` Event once the count reaches zero.
+//! `spec.restartAt` (Argo's `kubectl argo rollouts restart`), the controller's side: list this
+//! Rollout's pods while a restart is due and not yet recorded, for the engine to choose which
+//! to evict (`engine::restart`); the act step evicts them (`Action::EvictPod`). Pods are
+//! listed on demand: no Pod reflector (its memory at 10,000 Rollouts is the reason), and no
+//! API call at all when `restartAt` is unset.
 
 use super::context::Context;
-use super::leader::NotLeader;
 use crate::crd::{POD_TEMPLATE_HASH_LABEL, Rollout};
-use crate::engine::validate::Strategy;
-use crate::engine::{Observed, validate};
+use crate::engine::{Observed, ObservedPod};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, EvictParams, ListParams};
+use kube::api::{Api, ListParams};
 
-/// Errors of the restart step.
+/// Listing the pods of a due restart failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RestartError {
-    /// This replica lost the leader Lease; it stopped before evicting.
-    #[error(transparent)]
-    NotLeader(#[from] NotLeader),
-    /// Listing or evicting pods failed.
-    #[error("{verb} pods of rollout {rollout}")]
-    Api {
-        /// The call.
-        verb: &'static str,
-        /// The Rollout.
-        rollout: String,
-        /// The client's error.
-        #[source]
-        source: kube::Error,
-    },
+#[error("list pods of rollout {rollout}")]
+pub struct RestartError {
+    /// The Rollout.
+    rollout: String,
+    /// The client's error.
+    #[source]
+    source: kube::Error,
 }
 
 impl RestartError {
     /// A static category, used as metric label and Event reason.
     pub fn category(&self) -> &'static str {
-        match self {
-            Self::NotLeader(_) => "NotLeader",
-            Self::Api { .. } => "ApiError",
-        }
+        "ApiError"
     }
-}
-
-/// A restart under way: how many old pods remain and which to evict now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Restart {
-    /// Live pods created before `restartAt` (the engine's `pods_to_restart`).
-    pub remaining: i32,
-    /// Pods to evict in this reconcile, in order, within the unavailability budget.
-    pub evict: Vec<String>,
 }
 
 /// The restart time when one is due and not yet recorded in `status.restartedAt`.
@@ -65,8 +41,8 @@ pub fn due(rollout: &Rollout, now: Timestamp) -> Option<Timestamp> {
     (at <= now && !done).then_some(at)
 }
 
-/// Observe a due restart: list the pods of the Rollout's ReplicaSets and plan this round's
-/// evictions. `None` (and no API call) when no restart is due or the spec is invalid.
+/// The pods of the Rollout's ReplicaSets while a restart is due; `None` (and no API call)
+/// otherwise.
 ///
 /// # Errors
 /// When listing the pods fails.
@@ -75,114 +51,47 @@ pub async fn observe(
     rollout: &Rollout,
     observed: &Observed,
     now: Timestamp,
-) -> Result<Option<Restart>, RestartError> {
-    let Some(at) = due(rollout, now) else {
+) -> Result<Option<Vec<ObservedPod>>, RestartError> {
+    if due(rollout, now).is_none() {
         return Ok(None);
-    };
-    let Ok(valid) = validate(rollout, observed) else {
-        return Ok(None);
-    };
-    let namespace = rollout.namespace().unwrap_or_default();
+    }
     let hashes: Vec<&str> = observed
         .replica_sets
         .iter()
         .filter_map(|rs| rs.pod_template_hash.as_deref())
         .collect();
     if hashes.is_empty() {
-        return Ok(Some(Restart::default()));
+        return Ok(Some(Vec::new()));
     }
+    let namespace = rollout.namespace().unwrap_or_default();
     let selector = format!("{POD_TEMPLATE_HASH_LABEL} in ({})", hashes.join(","));
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let listed = pods.list(&ListParams::default().labels(&selector)).await;
-    let listed = listed.map_err(|source| RestartError::Api {
-        verb: "list",
-        rollout: rollout.name_any(),
-        source,
-    })?;
-
-    // Order of ReplicaSets: stable, current, then the rest (Argo's order).
-    let status = rollout.status.clone().unwrap_or_default();
-    let rank = |pod: &Pod| -> usize {
-        let hash = pod.labels().get(POD_TEMPLATE_HASH_LABEL).cloned();
-        if hash.is_some() && hash == status.stable_rs {
-            0
-        } else if hash.is_some() && hash == status.current_pod_hash {
-            1
-        } else {
-            2
-        }
-    };
-    let owned: Vec<&Pod> = listed
-        .items
-        .iter()
-        .filter(|p| owned_by(p, observed))
-        .collect();
-    let alive: Vec<&Pod> = owned
-        .iter()
-        .copied()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .collect();
-    let mut old: Vec<&Pod> = alive
-        .iter()
-        .copied()
-        .filter(|p| p.creation_timestamp().is_some_and(|t| t.0 < at))
-        .collect();
-    old.sort_by_key(|p| (rank(p), p.creation_timestamp().map(|t| t.0)));
-
-    let desired: i32 = observed
-        .replica_sets
-        .iter()
-        .map(|rs| rs.desired_replicas)
-        .sum();
-    let available = i32::try_from(alive.iter().filter(|p| is_ready(p)).count()).unwrap_or(i32::MAX);
-    let max_unavailable = match &valid.strategy {
-        Strategy::Canary(c) => c.max_unavailable,
-        Strategy::BlueGreen(b) => b.max_unavailable,
-    }
-    .max(1);
-    let unavailable = (desired - available).max(0);
-    let budget = usize::try_from(max_unavailable - unavailable).unwrap_or(0);
-    Ok(Some(Restart {
-        remaining: i32::try_from(old.len()).unwrap_or(i32::MAX),
-        evict: old.iter().take(budget).map(|p| p.name_any()).collect(),
-    }))
+    let listed = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| RestartError {
+            rollout: rollout.name_any(),
+            source,
+        })?;
+    Ok(Some(
+        listed
+            .items
+            .iter()
+            .filter(|pod| owned_by(pod, observed))
+            .map(observed_pod)
+            .collect(),
+    ))
 }
 
-/// Evict the planned pods. A pod already gone is fine; a `429` (a PodDisruptionBudget says
-/// not now) ends the round quietly, and the engine's poll comes back.
-///
-/// # Errors
-/// When this replica is not the leader, or an eviction fails otherwise.
-pub async fn evict(
-    ctx: &Context,
-    rollout: &Rollout,
-    restart: &Restart,
-) -> Result<u32, RestartError> {
-    let namespace = rollout.namespace().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut evicted = 0;
-    for name in &restart.evict {
-        ctx.leadership.ensure()?;
-        match pods.evict(name, &EvictParams::default()).await {
-            Ok(_) => {
-                evicted += 1;
-                tracing::info!(pod = %name, "evicted for restart");
-            }
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(kube::Error::Api(status)) if status.code == 429 => {
-                tracing::info!(pod = %name, "eviction refused by a disruption budget; retrying later");
-                break;
-            }
-            Err(source) => {
-                return Err(RestartError::Api {
-                    verb: "evict",
-                    rollout: rollout.name_any(),
-                    source,
-                });
-            }
-        }
+fn observed_pod(pod: &Pod) -> ObservedPod {
+    ObservedPod {
+        name: pod.name_any(),
+        pod_template_hash: pod.labels().get(POD_TEMPLATE_HASH_LABEL).cloned(),
+        created_at: pod.creation_timestamp().map(|t| t.0),
+        ready: is_ready(pod),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        evicted: false,
     }
-    Ok(evicted)
 }
 
 /// Whether the pod's controller is one of the Rollout's ReplicaSets.

@@ -20,6 +20,7 @@ pub mod measure;
 mod model;
 mod plan;
 pub mod replicas;
+mod restart;
 mod scaledown;
 pub mod simulate;
 pub mod validate;
@@ -33,7 +34,6 @@ use conditions::names::INVALID_SPEC;
 use conditions::set_condition;
 use cursor::Cursor;
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use plan::Plan;
 use std::time::Duration;
 use validate::Strategy;
@@ -125,7 +125,7 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
             None
         }
     };
-    let restarting = restart(&mut p);
+    let restarting = restart::plan(&mut p, max_unavailable);
     scaledown::clear_stale_deadlines(&mut p);
     let (ups, downs, create) = scaledown::scale_actions(&mut p, max_unavailable, &production);
     let deletes = scaledown::history_cleanup(&p, &production);
@@ -152,7 +152,7 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
         Strategy::Canary(_) => None,
     };
     conditions::counts(&mut p, active.as_deref());
-    conditions::finish(&mut p, active.is_some(), restarting);
+    conditions::finish(&mut p, active.is_some(), restarting.under_way);
     if let Some(w) = &observed.workload {
         p.status.workload_observed_generation = Some(w.generation.to_string());
     }
@@ -248,6 +248,7 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
     actions.extend(terminate);
     actions.append(&mut p.create_runs);
     actions.extend(workload);
+    actions.extend(restarting.evictions);
 
     let requeue_after = p
         .timers
@@ -261,35 +262,6 @@ fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisi
         events: p.events,
         requeue_after,
         desired_weight,
-    }
-}
-
-/// `spec.restartAt`: the controller evicts pods created before it; the engine records when
-/// none remain. Returns whether a restart is under way.
-fn restart(p: &mut Plan) -> bool {
-    let Some(at) = p.v.restart_at else {
-        return false;
-    };
-    if at > p.now {
-        p.timer(at);
-        return false;
-    }
-    if p.status.restarted_at.as_ref().is_some_and(|t| t.0 >= at) {
-        return false;
-    }
-    if p.observed.pods_to_restart == Some(0) {
-        p.status.restarted_at = Some(Time(at));
-        p.event(
-            EventKind::Normal,
-            "RolloutRestarted",
-            "All pods created before spec.restartAt were restarted",
-        );
-        false
-    } else {
-        // Pods are not watched: poll the restart's progress as Argo does.
-        let next = p.after(30);
-        p.timer(next);
-        true
     }
 }
 

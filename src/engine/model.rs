@@ -34,9 +34,9 @@ pub struct Observed {
     /// Whether the traffic routers confirmed the weights in `status.canary.weights`; `None`
     /// when they cannot tell or there is no traffic routing.
     pub weights_verified: Option<bool>,
-    /// Pods of this Rollout created before `spec.restartAt`; `None` when `restartAt` is unset,
-    /// not yet due, or the controller did not count. `Some(0)` completes a restart.
-    pub pods_to_restart: Option<i32>,
+    /// The pods of this Rollout's ReplicaSets, listed only while a `spec.restartAt` is due and
+    /// not yet recorded; `None` when the controller did not list them.
+    pub restart_pods: Option<Vec<ObservedPod>>,
     /// The analysis templates the spec references, as far as the controller looked them up:
     /// `None` when it does not exist, else the problems validation found in it (empty when it
     /// is usable). A template absent from the map was not looked up and is not checked.
@@ -88,6 +88,24 @@ pub struct ObservedReplicaSet {
     pub deleting: bool,
     /// It is a canary's baseline (`rollout.sluice.dev/role: baseline`), not a revision.
     pub baseline: bool,
+}
+
+/// One pod as a restart needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedPod {
+    /// The pod's name.
+    pub name: String,
+    /// Its `rollouts-pod-template-hash` label.
+    pub pod_template_hash: Option<String>,
+    /// When it was created.
+    pub created_at: Option<Timestamp>,
+    /// Its `Ready` condition is `True`.
+    pub ready: bool,
+    /// It has a deletion timestamp.
+    pub deleting: bool,
+    /// Its eviction was asked for in the decision being made and is not confirmed yet (set
+    /// only by `simulate`; an observed pod never is).
+    pub evicted: bool,
 }
 
 /// One Service as the engine needs it.
@@ -302,6 +320,11 @@ pub enum Action {
     ScaleWorkload {
         /// The new count.
         replicas: i32,
+    },
+    /// Evict a pod through `pods/eviction`, for `spec.restartAt`.
+    EvictPod {
+        /// The pod.
+        name: String,
     },
 }
 

@@ -137,6 +137,12 @@ pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
                     w.replicas = *replicas;
                 }
             }
+            Action::EvictPod { name } => {
+                let pods = observed.restart_pods.iter_mut().flatten();
+                if let Some(pod) = pods.into_iter().find(|p| &p.name == name) {
+                    pod.evicted = true;
+                }
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Validation, InvalidSpec, progress deadline, conditions, history clean-up, restart and
+//! Validation, InvalidSpec, progress deadline, conditions, history clean-up and
 //! workloadRef.
 
 use super::fixtures::*;
@@ -493,34 +493,6 @@ fn revision_history_limit_deletes_oldest_scaled_down_replicasets() {
     apply(&mut observed, &d);
     r.status = Some(d.status);
     assert!(decide(&r, &observed, t0()).actions.is_empty());
-}
-
-#[test]
-fn restart_at_is_recorded_when_no_old_pods_remain() {
-    let at = t0()
-        .checked_add(jiff::SignedDuration::from_secs(60))
-        .unwrap();
-    let r = Rollout::test()
-        .with_spec(|s| {
-            s.restart_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at))
-        })
-        .build();
-    let mut w = World::healthy(r);
-    assert_eq!(
-        w.last.requeue_after,
-        Some(Duration::from_secs(60)),
-        "requeue at restartAt"
-    );
-    w.advance(60);
-    w.observed.pods_to_restart = Some(4);
-    let d = w.step().clone();
-    assert_eq!(d.status.message.as_deref(), Some("rollout is restarting"));
-    assert_eq!(d.requeue_after, Some(Duration::from_secs(30)));
-    w.observed.pods_to_restart = Some(0);
-    let d = w.step().clone();
-    assert_eq!(d.status.restarted_at.as_ref().map(|t| t.0), Some(at));
-    assert_eq!(d.status.phase, Some(RolloutPhase::Healthy));
-    assert!(d.events.iter().any(|e| e.reason == "RolloutRestarted"));
 }
 
 #[test]

@@ -8,5 +8,6 @@ mod canary_tests;
 mod fixtures;
 mod misc_tests;
 mod props;
+mod restart_tests;
 mod traffic_tests;
 mod validate_tests;

@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 pub(crate) const NAMESPACE: &str = "default";
 /// The name the demo registers its Prometheus under (the controller's default endpoint).
 const PROMETHEUS_NAME: &str = "playground";
-/// Requests per second entering each demo service: enough that the judge sees rare errors.
-const REQUESTS_PER_SECOND: f64 = 1000.0;
+/// Requests per second entering each demo service: enough that the judge sees rare errors
+/// (`examples/playground/judge.yaml` says how many).
+const REQUESTS_PER_SECOND: f64 = 4000.0;
 
 /// How to run the demo.
 #[derive(Debug, Clone, Default)]

@@ -7,10 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod controller_support;
+mod kubectl_support;
 mod prometheus_support;
 
 use controller_support::*;
 use kube::api::{Api, PostParams};
+use kubectl_support::Kubectl;
 use prometheus_support::{exporter, shared};
 use serde_json::{Value, json};
 use sluice::crd::{AnalysisTemplate, RolloutPhase};
@@ -533,20 +535,13 @@ fn every_panel_has_a_title_the_input_datasource_a_unique_id_and_fits_the_grid() 
     );
 }
 
-#[test]
-fn kustomize_wraps_the_dashboard_in_a_configmap_for_the_grafana_sidecar() {
+#[tokio::test]
+async fn kustomize_wraps_the_dashboard_in_a_configmap_for_the_grafana_sidecar() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana");
-    let out = std::process::Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl must be on PATH for these tests: {e}"));
-    assert!(
-        out.status.success(),
-        "kubectl kustomize: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let map: Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let out = Kubectl::offline()
+        .ok(&["kustomize", &dir.display().to_string()], None)
+        .await;
+    let map: Value = serde_yaml::from_str(&out).unwrap();
     assert_eq!(map["kind"], "ConfigMap", "{map}");
     assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1", "{map}");
     let text = map["data"]["sluice.json"]

@@ -12,7 +12,7 @@ use playground_common::eventually;
 
 use serde_json::Value;
 use sluice::playground::{Playground, PlaygroundHandle, PlaygroundOptions};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -20,15 +20,6 @@ async fn start() -> PlaygroundHandle {
     Playground::start(PlaygroundOptions::default())
         .await
         .expect("playground starts")
-}
-
-fn command(pg: &PlaygroundHandle, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.arg("--kubeconfig")
-        .arg(pg.kubeconfig_path())
-        .args(args)
-        .kill_on_drop(true);
-    cmd
 }
 
 async fn run(pg: &PlaygroundHandle, args: &[&str], stdin: Option<&str>) -> Output {
@@ -288,25 +279,17 @@ async fn label_selectors_and_watch_with_timeout() {
         vec!["c"]
     );
 
-    let mut watch = command(
-        &pg,
-        &[
-            "get",
-            "configmaps",
-            "-l",
-            "tier=front",
-            "-w",
-            "--output-watch-events",
-            "-o",
-            "json",
-            "--request-timeout=3s",
-        ],
-    );
-    let mut child = watch
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl is installed and on PATH");
+    let mut child = Kubectl::new(pg.kubeconfig_path()).spawn(&[
+        "get",
+        "configmaps",
+        "-l",
+        "tier=front",
+        "-w",
+        "--output-watch-events",
+        "-o",
+        "json",
+        "--request-timeout=3s",
+    ]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = String::new();
     let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())

@@ -176,31 +176,13 @@ fn placed(doc: &Value) -> Value {
 
 /// Runs `kubectl apply -n NS -f -` with `docs`, requiring success.
 async fn kubectl_apply(ns: &str, docs: &[Value], context: &str) {
-    use tokio::io::AsyncWriteExt as _;
     let yaml: String = docs
         .iter()
         .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
         .collect();
-    let mut child = tokio::process::Command::new("kubectl")
-        .args(["apply", "-n", ns, "-f", "-"])
-        .env("KUBECONFIG", kubeconfig())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("kubectl runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .await
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("kubectl apply finishes")
-        .unwrap();
+    let out = kubectl_with_plugin(kubeconfig())
+        .run(&["apply", "-n", ns, "-f", "-"], Some(&yaml))
+        .await;
     assert!(
         out.status.success(),
         "kubectl apply of the converted objects failed: {}\n{yaml}\n{context}",
@@ -466,19 +448,9 @@ async fn a_directory_converts_together_and_stdin_works() {
         "len(result) > 0 && result[0] <= 1.0"
     );
 
-    let mut child = tokio::process::Command::new("kubectl")
-        .args(["sluice", "convert", "-f", "-"])
-        .env("PATH", path_with_plugin())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt as _;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(CANARY.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let out = kubectl_with_plugin(kubeconfig())
+        .run(&["sluice", "convert", "-f", "-"], Some(CANARY))
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stderr),

@@ -188,14 +188,8 @@ async fn watch_shows_a_step_change_within_a_second() {
     ns.wait("web", "paused at step 1", |r| paused_at(r, 1))
         .await;
 
-    let mut child = tokio::process::Command::new("kubectl")
-        .args(["sluice", "get", "rollout", "web", "--watch", "-n", &ns.name])
-        .env("KUBECONFIG", kubeconfig())
-        .env("PATH", path_with_plugin())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = kubectl_with_plugin(kubeconfig())
+        .spawn(&["sluice", "get", "rollout", "web", "--watch", "-n", &ns.name]);
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let step_line = |want: &'static str| {
         move |line: &str| line.trim_end() == format!("  Step:          {want}")

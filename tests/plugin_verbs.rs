@@ -371,14 +371,12 @@ async fn kubeconfig_context_and_output_flags_follow_kubectl() {
     let ns = Ns::create("verbs-flags").await;
     ns.healthy_canary("web", STEPS).await;
     let run = |args: Vec<String>| async move {
-        tokio::process::Command::new("kubectl")
-            .arg("sluice")
-            .args(&args)
-            .env("KUBECONFIG", "no-such-kubeconfig")
-            .env("PATH", path_with_plugin())
-            .output()
+        let all: Vec<&str> = std::iter::once("sluice")
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        kubectl_with_plugin(std::path::Path::new("no-such-kubeconfig"))
+            .run(&all, None)
             .await
-            .unwrap()
     };
     let path = kubeconfig().display().to_string();
     let with = |extra: &[&str]| {
@@ -552,14 +550,8 @@ async fn list_watch_prints_a_row_when_a_rollout_changes() {
     use tokio::io::AsyncBufReadExt;
     let ns = Ns::create("verbs-list-watch").await;
     ns.healthy_canary("web", STEPS).await;
-    let mut child = tokio::process::Command::new("kubectl")
-        .args(["sluice", "list", "rollouts", "-w", "-n", &ns.name])
-        .env("KUBECONFIG", kubeconfig())
-        .env("PATH", path_with_plugin())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = kubectl_with_plugin(kubeconfig())
+        .spawn(&["sluice", "list", "rollouts", "-w", "-n", &ns.name]);
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = async || {
         tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())

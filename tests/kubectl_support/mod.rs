@@ -1,5 +1,6 @@
 //! The one way the tests run the real `kubectl`: a bounded run with optional standard input,
-//! a clear failure when kubectl is missing, and helpers that require success.
+//! a long-running one whose output is read as it comes (watches), a clear failure when kubectl
+//! is missing, and helpers that require success.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,6 +8,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
+use tokio::process::Child;
 
 /// How to run kubectl: `--kubeconfig` (none for offline verbs) and extra environment.
 #[derive(Clone, Debug, Default)]
@@ -35,30 +37,41 @@ impl Kubectl {
         self
     }
 
-    /// Runs `kubectl ARGS`, feeding `stdin` when given; at most 60 s.
-    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    /// Starts `kubectl ARGS` with standard output and error piped, killed when dropped: for
+    /// watches, whose output the test reads line by line.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.start(args, Stdio::null())
+    }
+
+    fn start(&self, args: &[&str], stdin: Stdio) -> Child {
         let mut cmd = tokio::process::Command::new("kubectl");
         if let Some(kubeconfig) = &self.kubeconfig {
             cmd.arg("--kubeconfig").arg(kubeconfig);
         }
         cmd.args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
+        match cmd.spawn() {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
                 "kubectl is not installed or not on PATH: install it (Debian: apt-get install \
                  kubernetes-client; scripts/test.sh does) to run these tests"
             ),
             Err(e) => panic!("running kubectl: {e}"),
+        }
+    }
+
+    /// Runs `kubectl ARGS`, feeding `stdin` when given; at most 60 s.
+    pub async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let piped = if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
         };
+        let mut child = self.start(args, piped);
         if let Some(input) = stdin {
             use tokio::io::AsyncWriteExt;
             let mut pipe = child.stdin.take().unwrap();

@@ -83,16 +83,19 @@ pub fn path_with_plugin() -> String {
     format!("{dir}:{}", std::env::var("PATH").unwrap_or_default())
 }
 
+/// The real kubectl with the plugin on its PATH, against `kubeconfig`.
+pub fn kubectl_with_plugin(kubeconfig: &Path) -> crate::kubectl_support::Kubectl {
+    crate::kubectl_support::Kubectl::offline()
+        .env("KUBECONFIG", &kubeconfig.display().to_string())
+        .env("PATH", &path_with_plugin())
+}
+
 /// Runs `kubectl sluice ARGS` through the real kubectl against `kubeconfig`.
 pub async fn sluice_with(kubeconfig: &Path, args: &[&str]) -> Output {
     let all: Vec<&str> = std::iter::once("sluice")
         .chain(args.iter().copied())
         .collect();
-    crate::kubectl_support::Kubectl::offline()
-        .env("KUBECONFIG", &kubeconfig.display().to_string())
-        .env("PATH", &path_with_plugin())
-        .run(&all, None)
-        .await
+    kubectl_with_plugin(kubeconfig).run(&all, None).await
 }
 
 /// Runs `kubectl sluice ARGS` against the shared playground.

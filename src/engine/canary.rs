@@ -311,9 +311,16 @@ pub fn reconcile(p: &mut Plan, c: &Canary) {
     baseline::targets(p, c);
     services(p, c);
     weights(p, c);
-    if routers_failing(&p.prev) && (p.promoted() || p.status.abort) {
-        // Removing the managed routes may be what failed: do it again until every router did.
-        p.remove_routes = true;
+    if p.retry_routers {
+        if p.promoted() || p.status.abort {
+            // Removing the managed routes may be what failed: do it again until every router
+            // did.
+            p.remove_routes = true;
+        } else if !p.remove_routes {
+            // A failed router may have missed a header or mirror route: send every route the
+            // steps so far set again, as the weights are.
+            p.routes = routes_before(c, index(p));
+        }
     }
     let status = baseline::status(p, c);
     if status.is_some() || p.status.canary.is_some() {
@@ -498,8 +505,7 @@ fn weights(p: &mut Plan, c: &Canary) {
     });
     // A router that failed last time may hold other weights than the status says: send them
     // again until every router has taken them.
-    let retry = routers_failing(&p.prev);
-    if same && !retry {
+    if same && !p.retry_routers {
         let verified = p.observed.weights_verified;
         if verified == Some(false) {
             // The routers have not confirmed yet: look again soon (Argo's 10 s retry).
@@ -516,6 +522,22 @@ fn weights(p: &mut Plan, c: &Canary) {
         canary_status(p).weights = Some(desired.clone());
         p.weights = Some(desired);
     }
+}
+
+/// The header and mirror routes the steps before `i` set: the last setting of each route, in
+/// the order of those settings (a route without matches removes it, and is sent as such).
+fn routes_before(c: &Canary, i: usize) -> Vec<Action> {
+    let mut routes: Vec<(&str, Action)> = Vec::new();
+    for step in c.steps.iter().take(i) {
+        let (name, action) = match step {
+            Step::SetHeaderRoute(r) => (r.name.as_str(), Action::SetHeaderRoute(r.clone())),
+            Step::SetMirrorRoute(r) => (r.name.as_str(), Action::SetMirrorRoute(r.clone())),
+            _ => continue,
+        };
+        routes.retain(|(n, _)| *n != name);
+        routes.push((name, action));
+    }
+    routes.into_iter().map(|(_, action)| action).collect()
 }
 
 fn weight_event(p: &mut Plan, desired: &TrafficWeights) {

@@ -53,8 +53,8 @@ pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisio
     let mut current = rollout.clone();
     let mut world = observed.clone();
     let mut out = Decision::default();
-    for _ in 0..MAX_PASSES {
-        let pass = decide_once(&current, &world, now);
+    for pass in 0..MAX_PASSES {
+        let pass = decide_once(&current, &world, now, pass == 0);
         out.events.extend(pass.events);
         // A pass that only changes status (an abort decided from an analysis verdict) can
         // still make the next pass act, so the fixpoint covers status too.
@@ -73,14 +73,16 @@ pub fn decide(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decisio
     out
 }
 
-/// One planning pass over the world as given.
-fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp) -> Decision {
+/// One planning pass over the world as given. Only the `first` pass of a decision sends the
+/// routers reported failing everything again; the later ones plan as if it was sent.
+fn decide_once(rollout: &Rollout, observed: &Observed, now: Timestamp, first: bool) -> Decision {
     let prev = rollout.status.clone().unwrap_or_default();
     let v = match validate(rollout, observed) {
         Ok(v) => v,
         Err(invalid) => return invalid_spec(rollout, prev, &invalid, now),
     };
     let mut p = Plan::new(&v, observed, prev, now);
+    p.retry_routers = first && canary::routers_failing(&p.prev);
     let (steps, steps_hash, production, max_unavailable, traffic_routes) = match &v.strategy {
         Strategy::Canary(c) => (
             c.steps.len(),

@@ -73,6 +73,9 @@ pub struct Plan<'a> {
     pub baseline_create: Option<Action>,
     /// Baseline ReplicaSets with no pods left to delete.
     pub baseline_deletes: Vec<Action>,
+    /// Send the routers reported failing (`status.canary.routers[].lastError`) the weights and
+    /// routes again: in the first pass of a decision only.
+    pub retry_routers: bool,
 }
 
 impl<'a> Plan<'a> {
@@ -169,6 +172,7 @@ impl<'a> Plan<'a> {
             deadline_exempt: false,
             baseline_create: None,
             baseline_deletes: Vec::new(),
+            retry_routers: false,
         }
     }
 

@@ -309,6 +309,80 @@ fn header_and_mirror_route_steps_apply_and_advance() {
 }
 
 #[test]
+fn a_router_reported_down_gets_the_routes_the_steps_set_again_once_per_decision() {
+    let steps = vec![
+        weight(10),
+        header_route("hdr", true),
+        header_route("mirror", true),
+        mirror_route("mirror"),
+        header_route("hdr", false),
+        pause(),
+    ];
+    let mut w = World::healthy(Rollout::test().traffic().steps(steps).build());
+    w.set_image("nginx:2");
+    w.step();
+    settle(&mut w.observed);
+    w.step();
+    assert_eq!(w.status().current_step_index, Some(5), "{:#?}", w.status());
+    assert!(w.step().actions.is_empty(), "{:#?}", w.last);
+
+    w.update_status(router_down);
+    let d = w.step().clone();
+    let routes: Vec<String> = d
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetHeaderRoute(r) => Some(format!("header {} {}", r.name, r.matches.len())),
+            Action::SetMirrorRoute(r) => Some(format!("mirror {}", r.name)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        ["mirror mirror", "header hdr 0"],
+        "the last setting of each route, in order: {}",
+        brief_actions(&d.actions)
+    );
+    let weights = d
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::SetWeights(_)))
+        .count();
+    assert_eq!(
+        weights,
+        1,
+        "one retry a decision: {}",
+        brief_actions(&d.actions)
+    );
+    assert_eq!(d.status.current_step_index, Some(5));
+}
+
+#[test]
+fn an_abort_with_a_router_down_retries_once_and_sends_no_routes() {
+    let mut w = World::healthy(
+        Rollout::test()
+            .traffic()
+            .steps(vec![weight(10), header_route("hdr", true), pause()])
+            .build(),
+    );
+    w.set_image("nginx:2");
+    w.run();
+    w.update_status(|s| s.abort = true);
+    w.run();
+    w.update_status(router_down);
+    let d = w.step().clone();
+    let count = |f: fn(&Action) -> bool| d.actions.iter().filter(|a| f(a)).count();
+    assert_eq!(
+        count(|a| matches!(a, Action::SetWeights(_))),
+        1,
+        "{}",
+        brief_actions(&d.actions)
+    );
+    assert_eq!(count(|a| matches!(a, Action::RemoveManagedRoutes)), 1);
+    assert_eq!(count(|a| matches!(a, Action::SetHeaderRoute(_))), 0);
+}
+
+#[test]
 fn weights_wait_for_router_verification() {
     let mut w = tr_world();
     w.step();

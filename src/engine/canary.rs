@@ -55,18 +55,20 @@ fn desired_counts(p: &Plan, c: &Canary, i: usize) -> (i32, i32) {
             };
             let canary =
                 traffic_canary_count(d, w, t.max_weight, scale, c.min_pods_per_replica_set);
-            let stable = if c.dynamic_stable_scale {
-                let current = p
-                    .prev
-                    .canary
-                    .as_ref()
-                    .and_then(|s| s.weights.as_ref())
-                    .map_or(t.max_weight, |w| w.stable.weight);
-                dynamic_stable_count(d, w, t.max_weight, current)
-            } else {
-                d
-            };
-            (canary, stable)
+            if !c.dynamic_stable_scale {
+                return (canary, d);
+            }
+            let applied = p.prev.canary.as_ref().and_then(|s| s.weights.as_ref());
+            let current = applied.map_or(t.max_weight, |w| w.stable.weight);
+            let stable = dynamic_stable_count(d, w, t.max_weight, current);
+            // A lower weight waits for the stable pods to carry it (`weights`): until it moves,
+            // the canary keeps the pods for the weight it carries now.
+            let carried = applied
+                .filter(|a| a.canary.pod_template_hash.as_deref() == Some(p.hash.as_str()))
+                .map_or(0, |a| {
+                    traffic_canary_count(d, a.canary.weight, t.max_weight, None, 0)
+                });
+            (canary.max(carried), stable)
         }
     }
 }
@@ -281,6 +283,8 @@ fn promote(p: &mut Plan, c: &Canary) {
     if !c.steps.is_empty() {
         set_index(p, c.steps.len());
     }
+    // Every managed route goes, those the last steps set in this decision included.
+    p.routes.clear();
     p.remove_routes = true;
     p.event(EventKind::Normal, "RolloutCompleted", message);
 }

@@ -288,6 +288,8 @@ impl<'a> Plan<'a> {
         self.status.aborted_at = Some(Time(self.now));
         self.status.pause_conditions.clear();
         self.status.controller_pause = false;
+        // Every managed route goes, those set earlier in this decision included.
+        self.routes.clear();
         self.remove_routes = true;
         let message = if detail.is_empty() {
             format!("Rollout aborted update to revision {}", self.new_revision)

@@ -147,49 +147,107 @@ pub fn apply_actions(observed: &mut Observed, actions: &[Action]) {
     }
 }
 
+/// An earlier pass removed the managed routes and none was set since: removing them again
+/// changes nothing.
+fn routes_removed(out: &[Action]) -> bool {
+    out.iter()
+        .rev()
+        .find(|a| {
+            matches!(
+                a,
+                Action::RemoveManagedRoutes | Action::SetHeaderRoute(_) | Action::SetMirrorRoute(_)
+            )
+        })
+        .is_some_and(|a| matches!(a, Action::RemoveManagedRoutes))
+}
+
 /// Merges the actions of several passes where that changes nothing a pod would notice: a
 /// scale of a ReplicaSet created in an earlier pass becomes its initial size, and a scale
-/// that continues an earlier one in the same direction replaces it. A scale down followed by
-/// a scale up is kept as two writes: the pods removed by the first are really gone.
+/// that continues an earlier one in the same direction replaces it, a route set again replaces
+/// its earlier setting, and managed routes removed twice are removed once. A scale down followed by a scale up is kept as two writes: the pods
+/// removed by the first are really gone.
 pub fn compact(observed: &Observed, actions: Vec<Action>) -> Vec<Action> {
     let mut out: Vec<Action> = Vec::with_capacity(actions.len());
     for action in actions {
-        if let Action::ScaleReplicaSet { name, replicas } = &action {
-            if let Some(
-                Action::CreateReplicaSet {
-                    replicas: initial, ..
-                }
-                | Action::CreateBaselineReplicaSet {
-                    replicas: initial, ..
-                },
-            ) = out.iter_mut().find(|a| {
-                matches!(a, Action::CreateReplicaSet { name: n, .. }
-                    | Action::CreateBaselineReplicaSet { name: n, .. } if n == name)
-            }) {
-                *initial = *replicas;
-                continue;
+        let keep = match &action {
+            Action::RemoveManagedRoutes => !routes_removed(&out),
+            Action::SetHeaderRoute(r) => supersede_route(&mut out, &r.name),
+            Action::SetMirrorRoute(r) => supersede_route(&mut out, &r.name),
+            Action::ScaleReplicaSet { name, replicas } => {
+                !into_create(&mut out, name, *replicas)
+                    && merge_scale(&mut out, observed, name, *replicas)
             }
-            let original = observed
-                .replica_sets
-                .iter()
-                .find(|r| &r.name == name)
-                .map_or(0, |r| r.desired_replicas);
-            let earlier = out
-                .iter()
-                .rposition(|a| matches!(a, Action::ScaleReplicaSet { name: n, .. } if n == name));
-            if let Some(i) = earlier
-                && let Action::ScaleReplicaSet {
-                    replicas: first, ..
-                } = &out[i]
-                && (*first - original).signum() * (*replicas - *first).signum() >= 0
-            {
-                out.remove(i);
-                if *replicas == original {
-                    continue;
-                }
-            }
+            _ => true,
+        };
+        if keep {
+            out.push(action);
         }
-        out.push(action);
     }
     out
+}
+
+/// A later setting of a managed route replaces the earlier settings of it since the routes
+/// were last removed. Always `true`: the later setting is pushed.
+fn supersede_route(out: &mut Vec<Action>, name: &str) -> bool {
+    let since = out
+        .iter()
+        .rposition(|a| matches!(a, Action::RemoveManagedRoutes))
+        .map_or(0, |i| i + 1);
+    let mut i = since;
+    while i < out.len() {
+        let same = match &out[i] {
+            Action::SetHeaderRoute(r) => r.name == name,
+            Action::SetMirrorRoute(r) => r.name == name,
+            _ => false,
+        };
+        if same {
+            out.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// A scale of a ReplicaSet created earlier in the decision becomes its initial size.
+fn into_create(out: &mut [Action], name: &str, replicas: i32) -> bool {
+    let created = out.iter_mut().find_map(|a| match a {
+        Action::CreateReplicaSet {
+            name: n, replicas, ..
+        }
+        | Action::CreateBaselineReplicaSet {
+            name: n, replicas, ..
+        } if n == name => Some(replicas),
+        _ => None,
+    });
+    created.map(|initial| *initial = replicas).is_some()
+}
+
+/// Merges a scale of `name` to `replicas` into the earlier scales of it: one that continues
+/// the earlier one in the same direction from the observed size replaces it, one to the size
+/// an earlier scale asked for is dropped, and one back to the observed size after replaced
+/// scales is no write at all. `true` when the scale is still to be pushed.
+fn merge_scale(out: &mut Vec<Action>, observed: &Observed, name: &str, replicas: i32) -> bool {
+    let scale_of = |a: &Action| match a {
+        Action::ScaleReplicaSet { name: n, replicas } if n == name => Some(*replicas),
+        _ => None,
+    };
+    let original = observed
+        .replica_sets
+        .iter()
+        .find(|r| r.name == name)
+        .map_or(0, |r| r.desired_replicas);
+    let mut replaced = false;
+    while let Some(i) = out.iter().rposition(|a| scale_of(a).is_some()) {
+        let first = scale_of(&out[i]).unwrap_or(original);
+        if first == replicas {
+            return false;
+        }
+        if (first - original).signum() * (replicas - first).signum() < 0 {
+            return true;
+        }
+        out.remove(i);
+        replaced = true;
+    }
+    !(replaced && replicas == original)
 }

@@ -613,3 +613,76 @@ fn the_decision_reports_the_weight_the_step_asks_for() {
         .clone();
     assert_eq!(blue_green.desired_weight, None);
 }
+
+#[test]
+fn a_header_route_set_by_the_last_step_is_removed_by_the_promotion() {
+    // Scaled to zero (as an autoscaler may leave it), an update runs its steps and is promoted
+    // in one decision: the route its last step sets must not outlive it.
+    let steps = vec![weight(10), header_route("hdr", true)];
+    let mut w = World::healthy(Rollout::test().replicas(0).traffic().steps(steps).build());
+    w.set_image("nginx:2");
+    let d = w.step().clone();
+    assert_eq!(
+        w.status().stable_rs,
+        Some(hash_of("nginx:2")),
+        "{}",
+        brief_actions(&d.actions)
+    );
+    let last_route = d.actions.iter().rposition(|a| {
+        matches!(
+            a,
+            Action::SetHeaderRoute(_) | Action::SetMirrorRoute(_) | Action::RemoveManagedRoutes
+        )
+    });
+    assert!(
+        matches!(
+            last_route.map(|i| &d.actions[i]),
+            Some(Action::RemoveManagedRoutes)
+        ),
+        "the routes end removed: {}",
+        brief_actions(&d.actions)
+    );
+}
+
+#[test]
+fn dynamic_stable_scale_keeps_the_canary_pods_for_the_weight_it_still_carries() {
+    let mut w = World::healthy(
+        Rollout::test()
+            .replicas(3)
+            .traffic()
+            .steps(vec![weight(67), pause(), weight(34), pause()])
+            .with_canary(|c| c.dynamic_stable_scale = true)
+            .build(),
+    );
+    w.set_image("nginx:2");
+    let carried = |w: &World| {
+        w.status()
+            .canary
+            .as_ref()
+            .and_then(|c| c.weights.as_ref())
+            .map(|x| x.canary.weight)
+    };
+    w.run();
+    assert_eq!(w.status().current_step_index, Some(1), "{:#?}", w.status());
+    assert_eq!(carried(&w), Some(67));
+    assert_eq!((w.spec_of("nginx:1"), w.spec_of("nginx:2")), (1, 3));
+
+    // Promoted past the pause: 34 % needs 2 stable pods, which are not up yet. Until the
+    // weight moves, the canary keeps the 3 pods of the 67 % it carries.
+    w.update_status(|s| s.pause_conditions.clear());
+    w.step();
+    assert_eq!(w.status().current_step_index, Some(2), "{:#?}", w.status());
+    assert_eq!(carried(&w), Some(67), "34 % waits for the stable pods");
+    assert_eq!(w.spec_of("nginx:1"), 2, "the stable scales up first");
+    assert_eq!(
+        w.spec_of("nginx:2"),
+        3,
+        "{}",
+        brief_actions(&w.last.actions)
+    );
+
+    settle(&mut w.observed);
+    w.run();
+    assert_eq!(carried(&w), Some(34));
+    assert_eq!(w.spec_of("nginx:2"), 2, "scaled down once the weight moved");
+}

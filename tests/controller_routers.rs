@@ -25,11 +25,15 @@ use sluice::traffic::{PluginLimits, PluginRegistry};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A plugin router that can be taken down: it remembers the last canary weight it was given.
+/// A plugin router that can be taken down: it remembers the last canary weight it was given
+/// and the header routes it took.
 #[derive(Default)]
 struct Plugin {
     down: AtomicBool,
+    /// Refuse only header routes (its mesh lacks the header filter for a while).
+    refuse_header_routes: AtomicBool,
     canary_weight: Mutex<Option<i64>>,
+    header_routes: Mutex<Vec<String>>,
     /// Calls refused while down.
     refused: AtomicUsize,
 }
@@ -39,7 +43,9 @@ async fn answer(
     Path(method): Path<String>,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
-    if plugin.down.load(Ordering::SeqCst) {
+    let refused = plugin.down.load(Ordering::SeqCst)
+        || (method == "setHeaderRoute" && plugin.refuse_header_routes.load(Ordering::SeqCst));
+    if refused {
         plugin.refused.fetch_add(1, Ordering::SeqCst);
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -48,6 +54,10 @@ async fn answer(
     }
     if method == "setWeight" {
         *plugin.canary_weight.lock().unwrap() = body["weights"]["canary"]["weight"].as_i64();
+    }
+    if method == "setHeaderRoute" {
+        let name = body["headerRoute"]["name"].as_str().unwrap_or_default();
+        plugin.header_routes.lock().unwrap().push(name.to_owned());
     }
     (StatusCode::OK, Json(json!({})))
 }
@@ -250,6 +260,46 @@ async fn an_abort_with_a_plugin_down_restores_stable_elsewhere_and_keeps_the_can
         h.rs_replicas(ns, &v2).await == 0
     })
     .await;
+    controller.stop().await;
+}
+
+/// A header route a router refused when its step ran is sent again once the router answers,
+/// and the Rollout stays at the step after it.
+#[tokio::test]
+async fn a_header_route_a_router_missed_is_sent_again_once_it_answers() {
+    let ns = "routers-header";
+    let (h, plugin, controller) = start(ns).await;
+    let steps = "        - setWeight: 20\n        - setHeaderRoute: {name: hdr, match: [{headerName: x-canary, headerValue: {exact: \"1\"}}]}\n        - pause: {}\n";
+    let yaml = yaml(steps).replace(
+        "        plugins:\n",
+        "        managedRoutes: [{name: hdr}]\n        plugins:\n",
+    );
+    h.apply_yaml(ns, &yaml).await;
+    h.first_revision_healthy(ns, "shop").await;
+    plugin.refuse_header_routes.store(true, Ordering::SeqCst);
+    h.set_image(ns, "shop", "example/app:2").await;
+    eventually("the plugin refused the header route", || async {
+        plugin.refused.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    h.wait_rollout(ns, "shop", "paused after the header route step", |r| {
+        step(r) == Some(2) && paused_on_step(r)
+    })
+    .await;
+    assert!(plugin.header_routes.lock().unwrap().is_empty());
+
+    plugin.refuse_header_routes.store(false, Ordering::SeqCst);
+    eventually("the plugin got the header route it missed", || async {
+        !plugin.header_routes.lock().unwrap().is_empty()
+    })
+    .await;
+    let r = h
+        .wait_rollout(ns, "shop", "the router answering again", |r| {
+            router(r, "test/mesh").is_some_and(|s| s.last_error.is_none())
+        })
+        .await;
+    assert_eq!(plugin.header_routes.lock().unwrap().as_slice(), ["hdr"]);
+    assert_eq!(step(&r), Some(2), "still paused after the header route");
     controller.stop().await;
 }
 

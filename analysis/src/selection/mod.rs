@@ -35,21 +35,41 @@ mod tests;
 #[derive(Debug, Clone)]
 pub struct Differences<'a> {
     x: &'a [f64],
-    /// `+∞` followed by y in descending order: `y_pad[c + 1]` is column c of the matrix, and
-    /// the sentinel stops every staircase walk at column 0 without a bounds test
+    /// [`PAD`] times `+∞`, then y in descending order: `y_pad[c + PAD]` is column c of the
+    /// matrix. The sentinels stop every staircase walk at column 0 without a bounds test
     /// (x − ∞ = −∞ is never above a finite pivot).
     y_pad: Vec<f64>,
 }
 
-/// Moves a staircase pointer left while the difference at its left exceeds `p`: three
-/// branch-free steps cover the usual move (about m/n columns per row), a loop the rest. The
-/// comparisons are those of the brute-force definition, on the computed difference.
+/// Sentinels before the first column: one per column a walk looks at in one step.
+const PAD: usize = 3;
+
+/// Moves a staircase pointer left (from a count of columns j) while the difference at its
+/// left exceeds `p`. The three columns left of it are compared at once, not one after the
+/// other: a row's differences grow along it, so the comparisons that hold are the leading
+/// ones and their number is the move; only a move of three or more continues in a loop.
+/// This keeps the dependent chain from one row to the next short (the usual move is about
+/// m/n columns). The comparisons are those of the brute-force definition, on the computed
+/// difference.
 #[inline(always)]
-fn walk_gt(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
-    j -= usize::from(xi - y_pad[j] > p);
-    j -= usize::from(xi - y_pad[j] > p);
-    j -= usize::from(xi - y_pad[j] > p);
-    while xi - y_pad[j] > p {
+fn walk_gt(xi: f64, y_pad: &[f64], j: usize, p: f64) -> usize {
+    let left = &y_pad[j..j + PAD];
+    let steps = usize::from(xi - left[2] > p)
+        + usize::from(xi - left[1] > p)
+        + usize::from(xi - left[0] > p);
+    if steps == PAD {
+        walk_gt_on(xi, y_pad, j - steps, p)
+    } else {
+        j - steps
+    }
+}
+
+/// The rest of a long [`walk_gt`], out of line: a loop inside would keep the compiler from
+/// unrolling the passes' loops over targets (only innermost loops are unrolled).
+#[cold]
+#[inline(never)]
+fn walk_gt_on(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
+    while xi - y_pad[j + PAD - 1] > p {
         j -= 1;
     }
     j
@@ -57,11 +77,23 @@ fn walk_gt(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
 
 /// Like [`walk_gt`] for differences at or above `p`.
 #[inline(always)]
-fn walk_ge(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
-    j -= usize::from(xi - y_pad[j] >= p);
-    j -= usize::from(xi - y_pad[j] >= p);
-    j -= usize::from(xi - y_pad[j] >= p);
-    while xi - y_pad[j] >= p {
+fn walk_ge(xi: f64, y_pad: &[f64], j: usize, p: f64) -> usize {
+    let left = &y_pad[j..j + PAD];
+    let steps = usize::from(xi - left[2] >= p)
+        + usize::from(xi - left[1] >= p)
+        + usize::from(xi - left[0] >= p);
+    if steps == PAD {
+        walk_ge_on(xi, y_pad, j - steps, p)
+    } else {
+        j - steps
+    }
+}
+
+/// The rest of a long [`walk_ge`] (see [`walk_gt_on`]).
+#[cold]
+#[inline(never)]
+fn walk_ge_on(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
+    while xi - y_pad[j + PAD - 1] >= p {
         j -= 1;
     }
     j
@@ -70,8 +102,8 @@ fn walk_ge(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
 impl<'a> Differences<'a> {
     /// Wraps two ascending, finite samples. Costs O(m) to keep y in descending order.
     pub fn new(x_ascending: &'a [f64], y_ascending: &[f64]) -> Self {
-        let mut y_pad = Vec::with_capacity(y_ascending.len() + 1);
-        y_pad.push(f64::INFINITY);
+        let mut y_pad = Vec::with_capacity(y_ascending.len() + PAD);
+        y_pad.extend([f64::INFINITY; PAD]);
         y_pad.extend(y_ascending.iter().rev());
         Self {
             x: x_ascending,
@@ -80,7 +112,7 @@ impl<'a> Differences<'a> {
     }
 
     fn cols(&self) -> usize {
-        self.y_pad.len() - 1
+        self.y_pad.len() - PAD
     }
 
     /// Number of differences, n·m.
@@ -90,7 +122,7 @@ impl<'a> Differences<'a> {
 
     #[inline]
     fn at(&self, row: usize, col: usize) -> f64 {
-        self.x[row] - self.y_pad[col + 1]
+        self.x[row] - self.y_pad[col + PAD]
     }
 
     /// `(#{d < p}, #{d ≤ p})` over all differences, in O(n + m).

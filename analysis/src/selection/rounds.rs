@@ -3,7 +3,7 @@
 //! rows, and the final selection among the few candidates left. Reads the matrix only.
 
 use super::pivots::{draw_sample, pick_bracket, weighted_median_pivot};
-use super::{Differences, walk_ge, walk_gt};
+use super::{Differences, PAD, walk_ge, walk_gt};
 
 /// Per-row candidate windows `[lo_i, hi_i)` of one target (or of all targets while they share
 /// them): every difference left of a window is below the target, every difference right of
@@ -169,7 +169,7 @@ pub(super) fn select(d: &Differences<'_>, ranks: &[u64]) -> Option<Vec<(f64, Opt
         draw_sample(d, &shared, first ^ last, &mut work.values)?;
         let pivots = pick_bracket(&mut work.values, &shared, first, last)?;
         let mut counted = work.rows(n);
-        let [sums] = count::<1, 4>(d, [pivots], [&mut counted]);
+        let [sums] = count(d, [pivots], [&mut counted]);
         let spare = shared.apply(counted, sums, bounds(sums, pivots, first, last));
         work.give(spare);
     }
@@ -266,9 +266,9 @@ fn round(
     let sums = {
         let mut out: Vec<&mut [[u32; 2]]> = counted.iter_mut().map(|v| &mut v[..]).collect();
         match (pivots.as_slice(), out.as_mut_slice()) {
-            (&[p], [o]) => count::<1, 4>(d, [p], [o]).to_vec(),
-            (&[p, q], [o, r]) => count::<2, 2>(d, [p, q], [o, r]).to_vec(),
-            (&[p, q, s], [o, r, t]) => count::<3, 1>(d, [p, q, s], [o, r, t]).to_vec(),
+            (&[p], [o]) => count(d, [p], [o]).to_vec(),
+            (&[p, q], [o, r]) => count(d, [p, q], [o, r]).to_vec(),
+            (&[p, q, s], [o, r, t]) => count(d, [p, q, s], [o, r, t]).to_vec(),
             _ => return None,
         }
     };
@@ -301,50 +301,30 @@ fn round(
 }
 
 /// One staircase pass: for each of the `T` pivot pairs `(a, b)`, each row's
-/// `[#{d ≤ a}, #{d < b}]` into `out[q]`, and their sums.
+/// `[#{d ≤ a}, #{d < b}]` into `out[q]` (each at least n long), and their sums.
 ///
 /// A staircase is a chain of dependent steps (each row starts where the previous one
-/// stopped); with `T` targets and the rows cut into `S` runs (starting columns from a binary
-/// search) that advance in lockstep, 2·T·S independent chains run side by side.
-fn count<const T: usize, const S: usize>(
+/// stopped); the 2·T chains of the targets are independent and run side by side.
+fn count<const T: usize>(
     d: &Differences<'_>,
     pivots: [(f64, f64); T],
     out: [&mut [[u32; 2]]; T],
 ) -> [(u64, u64); T] {
     let n = d.x.len();
     let y = &d.y_pad[..];
-    let columns = &d.y_pad[1..];
-    let run = n.div_ceil(S).max(1);
-    let mut at = [[[0usize; 2]; T]; S];
-    for (s, pointers) in at.iter_mut().enumerate() {
-        if let Some(&xi) = d.x.get(s * run) {
-            // Differences grow along a row, so the counts are prefix lengths.
-            for (pointer, &(a, b)) in pointers.iter_mut().zip(&pivots) {
-                *pointer = [
-                    columns.partition_point(|&yc| xi - yc <= a),
-                    columns.partition_point(|&yc| xi - yc < b),
-                ];
-            }
-        }
-    }
+    let mut out = out.map(|rows| &mut rows[..n]);
+    let mut at = [[d.cols(); 2]; T];
     let mut sums = [(0u64, 0u64); T];
-    for t in 0..run {
-        for (s, pointers) in at.iter_mut().enumerate() {
-            // Runs do not overlap (t < run); the last one may be short.
-            let i = s * run + t;
-            let Some(&xi) = d.x.get(i) else {
-                continue;
-            };
-            for q in 0..T {
-                let (a, b) = pivots[q];
-                let [le, lt] = &mut pointers[q];
-                *le = walk_gt(xi, y, *le, a);
-                *lt = walk_ge(xi, y, *lt, b);
-                // Both are at most the column count, which fits in u32 (see `select`).
-                out[q][i] = [*le as u32, *lt as u32];
-                sums[q].0 += *le as u64;
-                sums[q].1 += *lt as u64;
-            }
+    for (i, &xi) in d.x.iter().enumerate() {
+        for q in 0..T {
+            let (a, b) = pivots[q];
+            let [le, lt] = &mut at[q];
+            *le = walk_gt(xi, y, *le, a);
+            *lt = walk_ge(xi, y, *lt, b);
+            // Both are at most the column count, which fits in u32 (see `select`).
+            out[q][i] = [*le as u32, *lt as u32];
+            sums[q].0 += *le as u64;
+            sums[q].1 += *lt as u64;
         }
     }
     sums
@@ -362,9 +342,11 @@ fn finish_target(
     values.clear();
     values.reserve(usize::try_from(windows.candidates).ok()?);
     for (&xi, &[l, h]) in d.x.iter().zip(&windows.rows) {
-        for &y in &d.y_pad[l as usize + 1..h as usize + 1] {
-            values.push(xi - y);
-        }
+        values.extend(
+            d.y_pad[l as usize + PAD..h as usize + PAD]
+                .iter()
+                .map(|&y| xi - y),
+        );
     }
     let index = usize::try_from(rank.checked_sub(1)?).ok()?;
     if index >= values.len() {

@@ -312,7 +312,7 @@ fn count<const T: usize>(
 ) -> [(u64, u64); T] {
     let n = d.x.len();
     let y = &d.y_pad[..];
-    let mut out = out.map(|rows| &mut rows[..n]);
+    let out = out.map(|rows| &mut rows[..n]);
     let mut at = [[d.cols(); 2]; T];
     let mut sums = [(0u64, 0u64); T];
     for (i, &xi) in d.x.iter().enumerate() {

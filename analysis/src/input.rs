@@ -138,6 +138,11 @@ pub fn parse(text: &str) -> Result<JudgeRequest, InputError> {
             return Ok(request);
         }
     }
+    parse_whole(text)
+}
+
+/// [`parse`] the general way: serde_json validates the whole text, then the sides are read.
+fn parse_whole(text: &str) -> Result<JudgeRequest, InputError> {
     let raw = deserialize(text)?;
     let sides = read_sides(&raw.metrics);
     validate(raw, sides)
@@ -464,6 +469,41 @@ fn summed(field: &str, value: Value, integral: bool) -> Result<Option<f64>, Inpu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The skeleton path gives what the general path gives, value for value and error for
+    /// error (`Debug` text, so NaN compares equal), on inputs around its cuts: words, escaped
+    /// keys, duplicate fields, arrays where counts belong, invalid JSON before, inside and
+    /// after a cut array, and validation errors.
+    #[test]
+    fn the_skeleton_parse_equals_the_whole_parse() {
+        let cases = [
+            r#"{"metrics": [{"name": "a", "control": [1, 2.5, null, "NaN"], "experiment": [3e2, -0, 7]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, "+Inf"]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}, {"name": "b", "test": "rateRatio", "control": [1, 2], "experiment": {"events": 1, "total": 10}}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4], "control": [5]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}], "oops": }"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]},]}"#,
+            r#"{"metrics": [{"name": "", "control": [1, 2], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2 , 01], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, [2]], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1e400], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": "[1, 2]", "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}]} x"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}"#,
+            r#"{"groups": {"control": [1]}, "metrics": [{"name": "a", "control": [1], "experiment": [2]}]}"#,
+            r#"{"metrics": [{"name": "a\"]", "control": [1, 2], "experiment": [3, 4]}]}"#,
+            "  {\"metrics\":[{\"name\":\"a\",\"control\":[1,2],\"experiment\":[3,4]}]}  \n",
+        ];
+        for text in cases {
+            let fast = format!("{:?}", parse(text));
+            let whole = format!("{:?}", parse_whole(text));
+            assert_eq!(fast, whole, "{text}");
+        }
+        // The first case does take the skeleton path.
+        let skeleton = crate::json_skeleton::cut(cases[0]).unwrap();
+        assert!(matches!(parse_skeleton(cases[0], skeleton), Some(Ok(_))));
+    }
 
     /// Sides large enough to be read on two threads give every value as `str::parse` reads
     /// it, each on its own side.

@@ -1,13 +1,14 @@
 //! The judge's input with its metrics' sample arrays cut out, for a parse that reads each
 //! array once: a light structural pass finds `metrics[i].control` and `metrics[i].experiment`
-//! arrays, [`crate::json_samples::read_array`] reads each of them while checking its JSON
-//! grammar, and what is left (the skeleton, with `[]` in their place) is small enough for
-//! serde_json to validate and deserialize in no time. Without this, serde_json scans the
-//! arrays once to validate them and the reader a second time to read them.
+//! arrays (up to their first `]`), [`crate::json_samples::read_array`] reads each of them
+//! while checking its JSON grammar (large inputs on two threads), and what is left (the
+//! skeleton, with `[]` in their place) is small enough for serde_json to validate and
+//! deserialize in no time. Without this, serde_json scans the arrays once to validate them
+//! and the reader a second time to read them.
 //!
-//! The skeleton is an optimisation only: `input` parses it first and, on any error at all,
-//! parses the whole text the general way, so every error message (with its line and column)
-//! is the one the general path gives. An array the reader declines is left in the skeleton.
+//! The skeleton is an optimisation only: `input` parses it first and, on any error at all
+//! (an array the reader declines included), parses the whole text the general way, so every
+//! error message (with its line and column) is the one the general path gives.
 //! Correctness rests on one fact: each cut is a complete JSON array standing where a value
 //! stands, so the skeleton is valid JSON of the same shape exactly when the text is.
 //! Reads the text; touches nothing else.
@@ -81,7 +82,6 @@ impl Cuts {
 pub(crate) fn cut(text: &str) -> Option<Skeleton> {
     let mut scan = Scan {
         bytes: text.as_bytes(),
-        text,
         i: 0,
         spans: Vec::new(),
     };
@@ -104,7 +104,44 @@ pub(crate) fn cut(text: &str) -> Option<Skeleton> {
             scan.skip_value()
         }
     })?;
-    Some(build(text, scan.spans))
+    let values = read_all(text, &scan.spans)?;
+    Some(build(text, scan.spans.into_iter().zip(values).collect()))
+}
+
+/// Sample arrays of all metrics together at least this long (in bytes of JSON) are read on
+/// two threads; below it a thread costs more than it saves.
+const PARALLEL_BYTES: usize = 256 * 1024;
+
+/// Each span's values, read by [`crate::json_samples::read_array`], which must end exactly
+/// at the span's end; `None` if any is declined. Large inputs are split between two threads
+/// by size (each span whole, to the lighter half).
+fn read_all(text: &str, spans: &[Range<usize>]) -> Option<Vec<Vec<f64>>> {
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let (mut first_bytes, mut second_bytes) = (0, 0);
+    for (i, span) in spans.iter().enumerate() {
+        if first_bytes <= second_bytes {
+            first.push(i);
+            first_bytes += span.len();
+        } else {
+            second.push(i);
+            second_bytes += span.len();
+        }
+    }
+    let read = |part: &[usize]| -> Option<Vec<(usize, Vec<f64>)>> {
+        part.iter()
+            .map(|&i| {
+                let (values, end) = crate::json_samples::read_array(text, spans[i].start)?;
+                (end == spans[i].end).then_some((i, values))
+            })
+            .collect()
+    };
+    let parallel = first_bytes + second_bytes >= PARALLEL_BYTES;
+    let (a, b) = crate::parallel::join_if(parallel, || read(&second), || read(&first));
+    let mut values = vec![Vec::new(); spans.len()];
+    for (i, read) in a?.into_iter().chain(b?) {
+        values[i] = read;
+    }
+    Some(values)
 }
 
 fn build(text: &str, spans: Vec<(Range<usize>, Vec<f64>)>) -> Skeleton {
@@ -129,13 +166,21 @@ fn build(text: &str, spans: Vec<(Range<usize>, Vec<f64>)>) -> Skeleton {
     }
 }
 
-/// The structural pass: positions only, no values but the sample arrays'.
+/// The position of the first `]` in `bytes`. `<[u8]>::contains` compares a machine word at
+/// a time, so whole blocks without one are passed over quickly.
+fn first_close(bytes: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 64;
+    let block = bytes.chunks(BLOCK).position(|b| b.contains(&b']'))?;
+    let offset = block * BLOCK;
+    Some(offset + bytes[offset..].iter().position(|&b| b == b']')?)
+}
+
+/// The structural pass: positions only, no values.
 struct Scan<'t> {
     bytes: &'t [u8],
-    text: &'t str,
     i: usize,
-    /// Arrays read so far, in text order.
-    spans: Vec<(Range<usize>, Vec<f64>)>,
+    /// Where the sample arrays stand, in text order.
+    spans: Vec<Range<usize>>,
 }
 
 impl<'t> Scan<'t> {
@@ -213,17 +258,14 @@ impl<'t> Scan<'t> {
         self.bytes.get(start..self.i - 1)
     }
 
-    /// A sample array: read and recorded when the reader takes it, else skipped.
+    /// A sample array, recorded up to its first `]`: its end if it holds only numbers and the
+    /// words the reader knows (no nested value, no other string), which reading it checks.
     fn sample(&mut self) -> Option<()> {
         let start = self.i;
-        match crate::json_samples::read_array(self.text, start) {
-            Some((values, end)) => {
-                self.spans.push((start..end, values));
-                self.i = end;
-                Some(())
-            }
-            None => self.skip_value(),
-        }
+        let end = start + first_close(self.bytes.get(start..)?)? + 1;
+        self.spans.push(start..end);
+        self.i = end;
+        Some(())
     }
 
     /// Any value, by its extent only: strings and nesting are followed so that a bracket in

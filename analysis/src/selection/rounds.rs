@@ -181,24 +181,8 @@ pub(super) fn select(d: &Differences<'_>, ranks: &[u64]) -> Option<Vec<(f64, Opt
             t.pivots = pick_bracket(&mut work.values, &shared, t.k, t.k);
         }
     }
-    if targets.len() > 1 && d.x.len() + d.cols() >= PARALLEL_LEN {
-        // Large matrices: the first target on a second thread, the others here. A pass's
-        // cost grows with its number of pointers, so splitting costs little CPU time.
-        let rest = targets.split_off(1);
-        let (first, rest) = crate::parallel::join(
-            || narrow_all(d, targets, &shared, &mut Work::default()),
-            || narrow_all(d, rest, &shared, &mut work),
-        );
-        let mut found = first?;
-        found.extend(rest?);
-        return Some(found);
-    }
     narrow_all(d, targets, &shared, &mut work)
 }
-
-/// From this n + m on, [`select`] narrows its first target on a second thread (the
-/// controller's usual samples of hundreds of points stay on one).
-const PARALLEL_LEN: usize = 20_000;
 
 /// Runs rounds until every target is found; targets without windows of their own start
 /// from `shared`.

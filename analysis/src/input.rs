@@ -133,10 +133,10 @@ pub fn parse(text: &str) -> Result<JudgeRequest, InputError> {
     // The usual input first: the sample arrays cut out and read once (`json_skeleton`). On
     // any error the whole text is parsed again the general way, whose messages (with line
     // and column) are the ones users see.
-    if let Some(skeleton) = crate::json_skeleton::cut(text).filter(|s| s.cuts.any()) {
-        if let Some(Ok(request)) = parse_skeleton(text, skeleton) {
-            return Ok(request);
-        }
+    if let Some(skeleton) = crate::json_skeleton::cut(text).filter(|s| s.cuts.any())
+        && let Some(Ok(request)) = parse_skeleton(text, skeleton)
+    {
+        return Ok(request);
     }
     parse_whole(text)
 }

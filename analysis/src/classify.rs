@@ -159,8 +159,12 @@ pub fn classify(metric: &Metric, confidence: f64) -> MetricResult {
             let large = experiment.values().len() + control.values().len() >= PARALLEL_LEN;
             let (x, y) = crate::parallel::join_if(
                 large,
-                || experiment.clean(cfg.nan_strategy, cfg.outliers).sorted(),
-                || control.clean(cfg.nan_strategy, cfg.outliers).sorted(),
+                || {
+                    experiment
+                        .clean(cfg.nan_strategy, cfg.outliers)
+                        .into_sorted()
+                },
+                || control.clean(cfg.nan_strategy, cfg.outliers).into_sorted(),
             );
             classify_samples(cfg, &x, &y, confidence)
         }

@@ -130,12 +130,49 @@ impl<'de> Deserialize<'de> for SampleValue {
 /// # Errors
 /// [`InputError`] naming the first offending field.
 pub fn parse(text: &str) -> Result<JudgeRequest, InputError> {
+    // The usual input first: the sample arrays cut out and read once (`json_skeleton`). On
+    // any error the whole text is parsed again the general way, whose messages (with line
+    // and column) are the ones users see.
+    if let Some(skeleton) = crate::json_skeleton::cut(text).filter(|s| s.cuts.any())
+        && let Some(Ok(request)) = parse_skeleton(text, skeleton)
+    {
+        return Ok(request);
+    }
+    parse_whole(text)
+}
+
+/// [`parse`] the general way: serde_json validates the whole text, then the sides are read.
+fn parse_whole(text: &str) -> Result<JudgeRequest, InputError> {
+    let raw = deserialize(text)?;
+    let sides = read_sides(&raw.metrics);
+    validate(raw, sides)
+}
+
+fn deserialize(text: &str) -> Result<RawRequest<'_>, InputError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    let raw: RawRequest = serde_path_to_error::deserialize(de).map_err(|e| InputError::Shape {
+    serde_path_to_error::deserialize(de).map_err(|e| InputError::Shape {
         field: display_path(&e.path().to_string()),
         message: e.inner().to_string(),
-    })?;
-    validate(raw)
+    })
+}
+
+/// [`parse`] of the skeleton; `None` when its cuts do not match what serde_json saw.
+fn parse_skeleton(
+    text: &str,
+    skeleton: crate::json_skeleton::Skeleton,
+) -> Option<Result<JudgeRequest, InputError>> {
+    let crate::json_skeleton::Skeleton {
+        text: skeleton,
+        mut cuts,
+    } = skeleton;
+    let raw = deserialize(&skeleton).ok()?;
+    let mut sides = Vec::with_capacity(raw.metrics.len());
+    for m in &raw.metrics {
+        let control = cut_side(&mut cuts, &skeleton, text, m.control)?;
+        let experiment = cut_side(&mut cuts, &skeleton, text, m.experiment)?;
+        sides.push([control, experiment]);
+    }
+    Some(validate(raw, sides))
 }
 
 fn display_path(path: &str) -> String {
@@ -146,7 +183,45 @@ fn display_path(path: &str) -> String {
     }
 }
 
-fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
+/// The side whose skeleton text is `raw`: a cut array with its original text and values, or
+/// the text as it stands, read by [`Side::read`].
+fn cut_side<'t>(
+    cuts: &mut crate::json_skeleton::Cuts,
+    skeleton: &'t str,
+    text: &'t str,
+    raw: &'t RawValue,
+) -> Option<Side<'t>> {
+    use crate::json_skeleton::Side as Cut;
+    Some(match cuts.side(skeleton, text, raw.get())? {
+        Cut::Cut(text, values) => Side {
+            text,
+            read: Some(values),
+        },
+        Cut::Kept => Side::read(raw.get()),
+    })
+}
+
+/// One metric side: its JSON text and its values when [`crate::json_samples`] could read
+/// them.
+struct Side<'t> {
+    text: &'t str,
+    read: Option<Vec<f64>>,
+}
+
+impl<'t> Side<'t> {
+    fn read(text: &'t str) -> Self {
+        Self {
+            text,
+            read: crate::json_samples::sample_array(text),
+        }
+    }
+}
+
+/// `sides`: each metric's `[control, experiment]`.
+fn validate<'t>(
+    raw: RawRequest<'t>,
+    sides: Vec<[Side<'t>; 2]>,
+) -> Result<JudgeRequest, InputError> {
     let scoring = JudgementSpec {
         confidence: raw.confidence,
         thresholds: raw.thresholds,
@@ -156,11 +231,10 @@ fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
     if raw.metrics.is_empty() {
         return Err(invalid("metrics", "at least one metric is required"));
     }
-    let mut arrays = read_arrays(&raw.metrics).into_iter();
     let mut names = BTreeSet::new();
     let mut metrics = Vec::with_capacity(raw.metrics.len());
-    for (i, m) in raw.metrics.into_iter().enumerate() {
-        let read = arrays.next().unwrap_or_default();
+    // One entry of `sides` per metric, by construction.
+    for (i, (m, sides)) in raw.metrics.into_iter().zip(sides).enumerate() {
         let at = format!("metrics[{i}]");
         if m.name.trim().is_empty() {
             return Err(invalid(format!("{at}.name"), "must not be empty"));
@@ -171,7 +245,7 @@ fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
                 format!("metric {:?} appears more than once", m.name),
             ));
         }
-        metrics.push(metric(&at, m, read)?);
+        metrics.push(metric(&at, m, sides)?);
     }
     Ok(JudgeRequest {
         confidence: scoring.confidence,
@@ -185,19 +259,19 @@ fn validate(raw: RawRequest<'_>) -> Result<JudgeRequest, InputError> {
 /// threads; below it a thread costs more than it saves.
 const PARALLEL_BYTES: usize = 256 * 1024;
 
-/// Each metric's `[control, experiment]` as read by [`crate::json_samples::sample_array`]
-/// (`None` where that reader declines). The reader cannot fail, so reading every side before
-/// validating changes no error; large inputs are split between two threads by size.
-fn read_arrays(metrics: &[RawMetric<'_>]) -> Vec<[Option<Vec<f64>>; 2]> {
-    let sides: Vec<&str> = metrics
+/// Each metric's `[control, experiment]` with the values [`crate::json_samples::sample_array`]
+/// reads (`None` where that reader declines). The reader cannot fail, so reading every side
+/// before validating changes no error; large inputs are split between two threads by size.
+fn read_sides<'t>(metrics: &[RawMetric<'t>]) -> Vec<[Side<'t>; 2]> {
+    let texts: Vec<&str> = metrics
         .iter()
         .flat_map(|m| [m.control.get(), m.experiment.get()])
         .collect();
-    let total: usize = sides.iter().map(|s| s.len()).sum();
+    let total: usize = texts.iter().map(|s| s.len()).sum();
     // Greedy split by size: each side goes to the lighter of the two halves.
     let (mut first, mut second) = (Vec::new(), Vec::new());
     let (mut first_bytes, mut second_bytes) = (0, 0);
-    for (i, side) in sides.iter().enumerate() {
+    for (i, side) in texts.iter().enumerate() {
         if first_bytes <= second_bytes {
             first.push(i);
             first_bytes += side.len();
@@ -208,20 +282,29 @@ fn read_arrays(metrics: &[RawMetric<'_>]) -> Vec<[Option<Vec<f64>>; 2]> {
     }
     let read = |part: &[usize]| -> Vec<(usize, Option<Vec<f64>>)> {
         part.iter()
-            .map(|&i| (i, crate::json_samples::sample_array(sides[i])))
+            .map(|&i| (i, crate::json_samples::sample_array(texts[i])))
             .collect()
     };
     let (a, b) =
         crate::parallel::join_if(total >= PARALLEL_BYTES, || read(&second), || read(&first));
-    let mut arrays: Vec<[Option<Vec<f64>>; 2]> = vec![[None, None]; metrics.len()];
-    for (i, values) in a.into_iter().chain(b) {
-        arrays[i / 2][i % 2] = values;
+    let mut values: Vec<Option<Vec<f64>>> = vec![None; texts.len()];
+    for (i, read) in a.into_iter().chain(b) {
+        values[i] = read;
     }
-    arrays
+    let mut values = values.into_iter();
+    metrics
+        .iter()
+        .map(|m| {
+            [m.control.get(), m.experiment.get()].map(|text| Side {
+                text,
+                read: values.next().flatten(),
+            })
+        })
+        .collect()
 }
 
-fn metric(at: &str, m: RawMetric<'_>, read: [Option<Vec<f64>>; 2]) -> Result<Metric, InputError> {
-    let [read_control, read_experiment] = read;
+fn metric(at: &str, m: RawMetric<'_>, sides: [Side<'_>; 2]) -> Result<Metric, InputError> {
+    let [control, experiment] = sides;
     let spec = MetricSpec {
         test: m.test,
         direction: m.direction,
@@ -236,29 +319,22 @@ fn metric(at: &str, m: RawMetric<'_>, read: [Option<Vec<f64>>; 2]) -> Result<Met
     let config = spec.config(&m.name, at)?;
     let data = match spec.test() {
         Test::MannWhitney => MetricData::Samples {
-            control: sample(at, "control", &m.name, m.control, read_control)?,
-            experiment: sample(at, "experiment", &m.name, m.experiment, read_experiment)?,
+            control: sample(at, "control", &m.name, control)?,
+            experiment: sample(at, "experiment", &m.name, experiment)?,
         },
         Test::RateRatio => MetricData::Counts {
-            control: counts(&format!("{at}.control"), m.control)?,
-            experiment: counts(&format!("{at}.experiment"), m.experiment)?,
+            control: counts(&format!("{at}.control"), control.text)?,
+            experiment: counts(&format!("{at}.experiment"), experiment.text)?,
         },
     };
     Ok(Metric { config, data })
 }
 
-/// `read`: the side as [`crate::json_samples::sample_array`] read it, if it could.
-fn sample(
-    at: &str,
-    side: &str,
-    name: &str,
-    raw: &RawValue,
-    read: Option<Vec<f64>>,
-) -> Result<Sample, InputError> {
+fn sample(at: &str, side: &str, name: &str, text: Side<'_>) -> Result<Sample, InputError> {
     let field = format!("{at}.{side}");
-    let values = match read {
+    let values = match text.read {
         Some(values) => values,
-        None => general_sample(&field, side, name, value(&field, raw)?)?,
+        None => general_sample(&field, side, name, value(&field, text.text)?)?,
     };
     Sample::new(values).map_err(|e| {
         let index = match &e {
@@ -294,8 +370,8 @@ fn general_sample(
 
 /// The side's text as a `Value`. It is valid JSON, so this fails only on a number beyond the
 /// range of a double.
-fn value(field: &str, raw: &RawValue) -> Result<Value, InputError> {
-    serde_json::from_str(raw.get()).map_err(|e| InputError::Shape {
+fn value(field: &str, text: &str) -> Result<Value, InputError> {
+    serde_json::from_str(text).map_err(|e| InputError::Shape {
         field: field.to_owned(),
         message: e.to_string(),
     })
@@ -313,9 +389,9 @@ fn join_path(prefix: &str, inner: &str) -> String {
 
 /// `{"events": n | [n...], "total": t | [t...]}`; lists are summed, NaN/null entries skipped.
 /// `None` when a side has no data point at all (or a zero total with no events).
-fn counts(field: &str, raw: &RawValue) -> Result<Option<Counts>, InputError> {
+fn counts(field: &str, text: &str) -> Result<Option<Counts>, InputError> {
     let raw: RawCounts =
-        serde_path_to_error::deserialize(value(field, raw)?).map_err(|e| InputError::Shape {
+        serde_path_to_error::deserialize(value(field, text)?).map_err(|e| InputError::Shape {
             field: join_path(field, &e.path().to_string()),
             message: format!(
                 "{} (test rateRatio expects {{\"events\": ..., \"total\": ...}})",
@@ -393,6 +469,41 @@ fn summed(field: &str, value: Value, integral: bool) -> Result<Option<f64>, Inpu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The skeleton path gives what the general path gives, value for value and error for
+    /// error (`Debug` text, so NaN compares equal), on inputs around its cuts: words, escaped
+    /// keys, duplicate fields, arrays where counts belong, invalid JSON before, inside and
+    /// after a cut array, and validation errors.
+    #[test]
+    fn the_skeleton_parse_equals_the_whole_parse() {
+        let cases = [
+            r#"{"metrics": [{"name": "a", "control": [1, 2.5, null, "NaN"], "experiment": [3e2, -0, 7]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, "+Inf"]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}, {"name": "b", "test": "rateRatio", "control": [1, 2], "experiment": {"events": 1, "total": 10}}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4], "control": [5]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}], "oops": }"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]},]}"#,
+            r#"{"metrics": [{"name": "", "control": [1, 2], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2 , 01], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, [2]], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1e400], "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": "[1, 2]", "experiment": [3, 4]}]}"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}]} x"#,
+            r#"{"metrics": [{"name": "a", "control": [1, 2], "experiment": [3, 4]}"#,
+            r#"{"groups": {"control": [1]}, "metrics": [{"name": "a", "control": [1], "experiment": [2]}]}"#,
+            r#"{"metrics": [{"name": "a\"]", "control": [1, 2], "experiment": [3, 4]}]}"#,
+            "  {\"metrics\":[{\"name\":\"a\",\"control\":[1,2],\"experiment\":[3,4]}]}  \n",
+        ];
+        for text in cases {
+            let fast = format!("{:?}", parse(text));
+            let whole = format!("{:?}", parse_whole(text));
+            assert_eq!(fast, whole, "{text}");
+        }
+        // The first case does take the skeleton path.
+        let skeleton = crate::json_skeleton::cut(cases[0]).unwrap();
+        assert!(matches!(parse_skeleton(cases[0], skeleton), Some(Ok(_))));
+    }
 
     /// Sides large enough to be read on two threads give every value as `str::parse` reads
     /// it, each on its own side.

@@ -1,39 +1,43 @@
 //! A fast reader for the common shape of a sample in the judge's input: a JSON array whose
-//! elements are numbers, `null` or one of the strings `input` accepts for NaN and ±∞. The text
-//! has already been checked to be valid JSON (it is a `RawValue`), so the reader only has to
-//! recognise these element forms; anything else (a nested value, another string, a number
-//! too large for a double) gives `None`, and `input` then takes the general path, which
-//! produces the same values or the error message naming the field.
+//! elements are numbers, `null` or one of the strings `input` accepts for NaN and ±∞. It
+//! checks the array's JSON grammar itself, so it can read text serde_json has not scanned
+//! (see `json_skeleton`); anything else (invalid JSON, a nested value, another string, a
+//! number too large for a double) gives `None`, and `input` then takes the general path,
+//! which produces the same values or the error message naming the field.
 //!
-//! One pass over the text: each element is found, read and stored before the next, into a
-//! vector sized once from the count of commas (an upper bound on the elements), so the values
-//! cost no allocation of their own. Numbers are read with the standard library's `f64`
-//! parser, which rounds correctly: every value equals the double that R, Python and scipy
-//! read from the same text.
+//! One pass over the text: each element is found, checked, read and stored before the next.
+//! Numbers are read with the standard library's `f64` parser, which rounds correctly: every
+//! value equals the double that R, Python and scipy read from the same text.
 
-/// The elements of `text` (a valid JSON value) as doubles, NaN for a missing point; `None` when
+/// The elements of `text` (a JSON value) as doubles, NaN for a missing point; `None` when
 /// `text` is not an array of the recognised element forms.
 pub fn sample_array(text: &str) -> Option<Vec<f64>> {
     let bytes = text.as_bytes();
-    let mut i = skip_space(bytes, 0);
-    if bytes.get(i) != Some(&b'[') {
+    let (values, end) = read_array(text, skip_space(bytes, 0))?;
+    (skip_space(bytes, end) == bytes.len()).then_some(values)
+}
+
+/// The array starting at byte `start` of `text` (its `[`), when it is a JSON array of the
+/// recognised element forms: its values and the position just after its `]`. The JSON
+/// grammar of the array is checked here (numbers, separators, whitespace), so the text need
+/// not have been validated: `None` for anything that is not valid JSON or not recognised.
+pub fn read_array(text: &str, start: usize) -> Option<(Vec<f64>, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(start) != Some(&b'[') {
         return None;
     }
-    i = skip_space(bytes, i + 1);
+    let mut i = skip_space(bytes, start + 1);
     let mut values = Vec::new();
     if bytes.get(i) == Some(&b']') {
-        return at_end(bytes, i + 1).then_some(values);
+        return Some((values, i + 1));
     }
-    // A `,` inside a string would be counted too, but then the array holds a string that is
-    // not a recognised form and the whole array goes the general way.
-    values.reserve_exact(bytes.iter().filter(|&&b| b == b',').count() + 1);
     loop {
         let (value, next) = element(text, i)?;
         values.push(value);
         i = skip_space(bytes, next);
         match bytes.get(i)? {
             b',' => i = skip_space(bytes, i + 1),
-            b']' => return at_end(bytes, i + 1).then_some(values),
+            b']' => return Some((values, i + 1)),
             _ => return None,
         }
     }
@@ -46,23 +50,14 @@ fn skip_space(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Only whitespace follows position `i`.
-fn at_end(bytes: &[u8], i: usize) -> bool {
-    skip_space(bytes, i) == bytes.len()
-}
-
 /// The element starting at byte `i` and the position just after it.
 fn element(text: &str, i: usize) -> Option<(f64, usize)> {
     let bytes = text.as_bytes();
     match bytes.get(i)? {
         b'-' | b'0'..=b'9' => {
-            // The text is valid JSON, so the token is a JSON number; its characters are these.
-            let len = bytes[i..]
-                .iter()
-                .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
-                .unwrap_or(bytes.len() - i);
-            let value = text.get(i..i + len)?.parse::<f64>().ok()?;
-            value.is_finite().then_some((value, i + len))
+            let end = number_end(bytes, i)?;
+            let value = text.get(i..end)?.parse::<f64>().ok()?;
+            value.is_finite().then_some((value, end))
         }
         _ => {
             const WORDS: [(&str, f64); 9] = [
@@ -83,6 +78,47 @@ fn element(text: &str, i: usize) -> Option<(f64, usize)> {
                 .map(|&(word, value)| (value, i + word.len()))
         }
     }
+}
+
+/// The end of the JSON number starting at byte `i`:
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. The standard library's parser
+/// accepts more (`1.`, `01`, `.5`), which JSON does not.
+fn number_end(bytes: &[u8], mut i: usize) -> Option<usize> {
+    if bytes.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match bytes.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => i = digits(bytes, i + 1),
+        _ => return None,
+    }
+    if bytes.get(i) == Some(&b'.') {
+        let end = digits(bytes, i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+    }
+    if let Some(b'e' | b'E') = bytes.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = bytes.get(i) {
+            i += 1;
+        }
+        let end = digits(bytes, i);
+        if end == i {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
+}
+
+/// The end of the run of ASCII digits starting at byte `i`.
+fn digits(bytes: &[u8], mut i: usize) -> usize {
+    while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+    }
+    i
 }
 
 #[cfg(test)]
@@ -188,6 +224,51 @@ mod tests {
         prop::sample::select(vec!["", "", " ", "\n  ", "\t", "\r\n"]).prop_map(str::to_owned)
     }
 
+    /// Valid JSON by serde_json's grammar (a `RawValue` does not check number ranges).
+    fn is_json(text: &str) -> bool {
+        serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok()
+    }
+
+    /// Forms `str::parse` or a lenient scan would take but JSON does not: the reader checks
+    /// the grammar itself, since the skeleton parse gives it text serde_json never saw.
+    #[test]
+    fn invalid_json_is_declined() {
+        for text in [
+            "[1.]",
+            "[01]",
+            "[.5]",
+            "[-.5]",
+            "[+1]",
+            "[1.e5]",
+            "[1e]",
+            "[1e+]",
+            "[-]",
+            "[1.5.3]",
+            "[1 2]",
+            "[1,]",
+            "[,1]",
+            "[1,,2]",
+            "[nullx]",
+            "[null,]",
+            "[\"NaN\" 1]",
+            "[1",
+            "[1,2",
+            "[inf]",
+            "[NaN]",
+            "[1\u{b}]",
+            "[1]]",
+            "[0x10]",
+            "[1e5x]",
+            "[--1]",
+        ] {
+            assert_eq!(sample_array(text), None, "{text}");
+            assert!(!is_json(text), "{text} is JSON after all");
+        }
+        assert_eq!(read_array("[1, 2] tail", 0), Some((vec![1.0, 2.0], 6)));
+        assert_eq!(read_array("x[3]", 1), Some((vec![3.0], 4)));
+        assert_eq!(read_array("[3]", 1), None);
+    }
+
     fn equal(a: Option<&[f64]>, b: Option<&[f64]>) -> bool {
         match (a, b) {
             (Some(a), Some(b)) => same(a, b),
@@ -199,10 +280,14 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
-        /// Each number token reads as `str::parse::<f64>` reads it (None when not finite).
+        /// Each number token reads as `str::parse::<f64>` reads it (None when not finite, or
+        /// not a JSON number, as serde_json judges it).
         #[test]
         fn numbers_read_as_str_parse(token in number_text()) {
-            let want = token.parse::<f64>().ok().filter(|v| v.is_finite());
+            let want = token
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && is_json(&token));
             let got = sample_array(&format!("[{token}]"));
             prop_assert!(
                 equal(got.as_deref(), want.as_ref().map(std::slice::from_ref)),
@@ -210,7 +295,8 @@ mod tests {
             );
         }
 
-        /// Whole arrays with any spacing equal the previous split-based reader.
+        /// Whole arrays with any spacing equal the previous split-based reader on valid JSON,
+        /// and are declined otherwise.
         #[test]
         fn arrays_equal_the_split_reader(
             items in prop::collection::vec((space(), element_text(), space()), 0..40),
@@ -220,7 +306,7 @@ mod tests {
             let text = format!("{outer}[{}]{outer}", body.join(","));
             let text = text.trim();
             let got = sample_array(text);
-            let want = split_reader(text);
+            let want = split_reader(text).filter(|_| is_json(text));
             prop_assert!(equal(got.as_deref(), want.as_deref()), "{}: {:?}, want {:?}", text, got, want);
         }
     }

@@ -15,6 +15,7 @@ pub mod input;
 /// `str::parse::<f64>`; not part of the crate's API.
 #[doc(hidden)]
 pub mod json_samples;
+mod json_skeleton;
 pub mod judge;
 pub mod mann_whitney;
 pub mod nullable;

@@ -139,6 +139,11 @@ impl CleanSample {
         self.values.is_empty()
     }
 
+    /// The values sorted ascending, in the sample's own memory.
+    pub fn into_sorted(self) -> Vec<f64> {
+        crate::sort::sorted_f64(self.values)
+    }
+
     /// The values sorted ascending.
     pub fn sorted(&self) -> Vec<f64> {
         let mut sorted = self.values.clone();

@@ -13,7 +13,26 @@ pub fn sort_f64(values: &mut [f64]) {
         values.sort_unstable_by(f64::total_cmp);
         return;
     }
-    let mut keys: Vec<u64> = values.iter().map(|v| key(*v)).collect();
+    let keys = radix_sort(values.iter().map(|v| key(*v)).collect());
+    for (v, k) in values.iter_mut().zip(keys) {
+        *v = from_key(k);
+    }
+}
+
+/// [`sort_f64`] of an owned vector, in its own memory: the keys are made in place (a vector
+/// mapped to a type of the same size is collected into the same allocation), so only the
+/// radix scratch is new memory.
+pub fn sorted_f64(mut values: Vec<f64>) -> Vec<f64> {
+    if values.len() < RADIX_THRESHOLD {
+        values.sort_unstable_by(f64::total_cmp);
+        return values;
+    }
+    let keys = radix_sort(values.into_iter().map(key).collect());
+    keys.into_iter().map(from_key).collect()
+}
+
+/// LSD radix sort of the keys.
+fn radix_sort(mut keys: Vec<u64>) -> Vec<u64> {
     let mut scratch = vec![0u64; keys.len()];
     // 64 bits in 11-bit digits: 6 passes; a pass whose digit is the same for every key is
     // skipped (common for the top digits of same-signed, similar-magnitude data).
@@ -39,9 +58,7 @@ pub fn sort_f64(values: &mut [f64]) {
         }
         std::mem::swap(&mut keys, &mut scratch);
     }
-    for (v, k) in values.iter_mut().zip(keys) {
-        *v = from_key(k);
-    }
+    keys
 }
 
 #[inline]
@@ -78,6 +95,7 @@ mod tests {
         ) {
             let mut want = v.clone();
             want.sort_unstable_by(f64::total_cmp);
+            prop_assert_eq!(&sorted_f64(v.clone()), &want);
             sort_f64(&mut v);
             prop_assert_eq!(v, want);
         }

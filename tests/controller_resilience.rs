@@ -241,3 +241,40 @@ async fn deleting_a_rollout_runs_the_finalizer_and_releases_services() {
     );
     controller.stop().await;
 }
+
+/// A controller that starts while its ReplicaSet list keeps failing decides nothing until it
+/// has the ReplicaSets: an empty cache reads as "the stable ReplicaSet is gone", on which the
+/// engine promotes the canary (found by the fault campaign, on an aborted update).
+#[tokio::test]
+async fn a_restarted_controller_decides_nothing_before_its_replica_sets_are_listed() {
+    let h = Harness::start().await;
+    let controller = h.controller();
+    let (ns, name) = ("unsynced", "web");
+    let steps = "        - setWeight: 20\n        - pause: {}\n";
+    let v1 = deployed(&h, ns, name, steps).await;
+    h.set_image(ns, name, "example/app:2").await;
+    h.wait_rollout(ns, name, "paused at step 1", |r| {
+        paused_on_step(r) && step(r) == Some(1) && current_hash(r).is_some_and(|c| c != v1)
+    })
+    .await;
+
+    controller.kill().await;
+    let faults = h.playground.faults();
+    faults.fail_next(Some("list"), Some("replicasets"), 500, 3);
+    let controller = h.controller();
+    eventually("the ReplicaSet list failed three times", || async {
+        faults.pending() == 0
+    })
+    .await;
+    eventually("the new controller reconciled", || async {
+        controller.metrics.reconciles() > 0
+    })
+    .await;
+    let r = h.rollout(ns, name).await;
+    assert!(
+        paused_on_step(&r) && step(&r) == Some(1) && stable_hash(&r) == Some(v1.clone()),
+        "the restarted controller moved the update: {}",
+        serde_json::to_string_pretty(&r.status).unwrap()
+    );
+    controller.stop().await;
+}

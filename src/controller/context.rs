@@ -71,6 +71,21 @@ pub struct Stores {
     pub claims: super::index::Claims,
 }
 
+impl Stores {
+    /// Wait until every cache a decision is observed from has synced (at once when they
+    /// have). Before that an empty ReplicaSet cache reads as "the stable ReplicaSet is gone",
+    /// on which the engine promotes the canary.
+    ///
+    /// # Errors
+    /// When a cache's writer is gone (the controller is shutting down).
+    pub async fn synced(&self) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
+        self.replica_sets.wait_until_ready().await?;
+        self.services.wait_until_ready().await?;
+        self.analysis_runs.wait_until_ready().await?;
+        self.deployments.wait_until_ready().await
+    }
+}
+
 /// Settings of the controller that are not clients (from the CLI flags).
 #[derive(Clone, Debug)]
 pub struct Settings {

@@ -1,11 +1,11 @@
-//! The reconcile driver for one Rollout: guard → finalizer → observe (routers verified) → decide
-//! → act → events → status, one `?` per stage, inside one tracing span; plus the error policy
-//! (capped exponential back-off). A failing traffic router is not a failed reconcile: its state
-//! goes into the status beside the rest of the decision and the router step is retried with
-//! back-off. The status write is guarded by the resourceVersion the decision was made from; when
-//! the Rollout changed meanwhile (a person's abort, a promote) the driver reads the latest object
-//! and decides again at once instead of writing a stale status. The only place that reads the
-//! clock for the engine.
+//! The reconcile driver for one Rollout: guard (leadership, synced caches) → finalizer → observe
+//! (routers verified) → decide → act → events → status, one `?` per stage, inside one tracing span;
+//! plus the error policy (capped exponential back-off). A failing traffic router is not a failed
+//! reconcile: its state goes into the status beside the rest of the decision and the router step is
+//! retried with back-off. The status write is guarded by the resourceVersion the decision was made
+//! from; when the Rollout changed meanwhile (a person's abort, a promote) the driver reads the
+//! latest object and decides again at once instead of writing a stale status. The only place that
+//! reads the clock for the engine.
 
 use super::act::{self, ActError, Acting};
 use super::cleanup::{self, CleanupError, FINALIZER};
@@ -193,6 +193,12 @@ async fn reconcile_latest(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Actio
 async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action, ReconcileError> {
     if !ctx.leadership.is_leader() {
         // A standby keeps its caches warm and nothing else; becoming leader reconciles all.
+        return Ok(Action::await_change());
+    }
+    // A controller that just started decides nothing before its caches are filled: the fault
+    // campaign saw a restarted one, its ReplicaSet cache still empty, promote an aborted canary
+    // ("stable ReplicaSet gone").
+    if ctx.stores.synced().await.is_err() {
         return Ok(Action::await_change());
     }
     // Deciding on a Rollout older than our own last status write would redo a step.

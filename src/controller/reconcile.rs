@@ -1,5 +1,5 @@
 //! The reconcile driver for one Rollout: guard (leadership, synced caches) → finalizer → observe
-//! (routers verified) → decide → act → events → status, one `?` per stage, inside one tracing span;
+//! (routers verified) → decide → act → status → events, one `?` per stage, inside one tracing span;
 //! plus the error policy (capped exponential back-off). A failing traffic router is not a failed
 //! reconcile: its state goes into the status beside the rest of the decision and the router step is
 //! retried with back-off. The status write is guarded by the resourceVersion the decision was made
@@ -264,8 +264,6 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     if let Some(restart) = &restart {
         restart::evict(ctx, rollout, restart).await?;
     }
-    events::publish(ctx, rollout.as_ref(), &decision.events).await;
-    events::publish(ctx, rollout.as_ref(), &outcomes.events()).await;
 
     let mut new_status = decision.status.clone();
     routing_condition::apply(&mut new_status, rollout.status.as_ref(), &outcomes, now);
@@ -274,6 +272,10 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     if let Some(written) = written.and_then(|v| v.parse::<u64>().ok()) {
         ctx.remember(key(rollout), |m| m.last_written_version = Some(written));
     }
+    // Events tell what the status now records: published before it, a step completed by a
+    // decision whose status write failed was announced again by the retry.
+    events::publish(ctx, rollout.as_ref(), &decision.events).await;
+    events::publish(ctx, rollout.as_ref(), &outcomes.events()).await;
     let mut shown = (**rollout).clone();
     shown.status = Some(new_status);
     ctx.metrics.observe_rollout(&shown, decision.desired_weight);

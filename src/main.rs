@@ -147,7 +147,11 @@ fn run_bench_analysis(args: sluice::bench::analysis::AnalysisBenchArgs) -> anyho
 }
 
 fn run_bench_faults(args: sluice::bench::faults::FaultArgs) -> anyhow::Result<()> {
-    sluice::controller::cli::init_logging(sluice::controller::cli::LogFormat::Plain, "error");
+    // The campaign's progress only: the faults it injects make the clients log errors by design.
+    sluice::controller::cli::init_logging(
+        sluice::controller::cli::LogFormat::Plain,
+        "off,sluice::bench::faults=info",
+    );
     runtime()?.block_on(sluice::bench::faults::run(args))
 }
 

@@ -26,7 +26,7 @@ async fn under_kills_api_errors_and_router_outages_no_invariant_breaks() {
     let seed = seed();
     // The campaign's progress, for a run that hangs or fails (`--nocapture`).
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("sluice::bench=info")
+        .with_env_filter("sluice::bench=debug")
         .with_test_writer()
         .try_init();
     println!("fault campaign seed {seed} (SLUICE_FAULT_SEED={seed} repeats its draws)");

@@ -388,10 +388,12 @@ fn see_rollout(checker: &mut Checker, r: &Rollout, now: jiff::Timestamp) -> Vec<
         .canary
         .as_ref()
         .is_some_and(|c| !c.routers.is_empty() && c.routers.iter().all(|s| s.last_error.is_none()));
-    if status.abort && status.aborted_at.is_some() && answering {
-        if let Some(rv) = r.resource_version().and_then(|v| v.parse().ok()) {
-            checker.aborted_answering.push((name, rv));
-        }
+    if status.abort
+        && status.aborted_at.is_some()
+        && answering
+        && let Some(rv) = r.resource_version().and_then(|v| v.parse().ok())
+    {
+        checker.aborted_answering.push((name, rv));
     }
     found
 }

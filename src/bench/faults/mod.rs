@@ -110,6 +110,8 @@ pub struct Report {
     pub injected_errors: u64,
     /// Router outages.
     pub outages: u64,
+    /// Rollouts that ended as their scenario says while the chaos still ran.
+    pub ended_under_chaos: usize,
     /// Times every watch was dropped.
     pub watch_drops: u64,
     /// What the checker checked.
@@ -126,6 +128,11 @@ impl std::fmt::Display for Report {
         let rollouts: usize = self.kinds.values().sum();
         writeln!(f, "seed {}", self.seed)?;
         writeln!(f, "Rollouts: {rollouts} ({})", kinds.join(", "))?;
+        writeln!(
+            f,
+            "ended as their scenario says while the chaos ran: {}",
+            self.ended_under_chaos
+        )?;
         writeln!(
             f,
             "controller kills: {} ({} at random times, {} at a failpoint before a write)",
@@ -202,12 +209,12 @@ async fn on(playground: &PlaygroundHandle, config: &Config) -> anyhow::Result<Re
     let (controller, first) = tokio::join!(chaos, work);
     tracing::info!("calm: checking how every Rollout ends");
     let injected_errors = faults.injected();
-    let result = match first {
-        Ok(v1) => {
+    let (result, ended_under_chaos) = match first {
+        Ok((v1, ended)) => {
             settle(&shared, &plan, &v1, config.limit).await;
-            Ok(())
+            (Ok(()), ended)
         }
-        Err(error) => Err(error),
+        Err(error) => (Err(error), 0),
     };
     // Killed, not stopped: what it was doing no longer matters.
     controller.kill().await;
@@ -229,6 +236,7 @@ async fn on(playground: &PlaygroundHandle, config: &Config) -> anyhow::Result<Re
         failpoint_kills: tally.failpoint_kills.load(Ordering::Relaxed),
         injected_errors,
         outages: tally.outages.load(Ordering::Relaxed),
+        ended_under_chaos,
         watch_drops: tally.watch_drops.load(Ordering::Relaxed),
         checked,
         violations,
@@ -238,7 +246,8 @@ async fn on(playground: &PlaygroundHandle, config: &Config) -> anyhow::Result<Re
 
 /// Create every Rollout, take each through its scenario once its first revision is Healthy,
 /// and wait (under the chaos) until each ended as its scenario says. Returns each Rollout's
-/// first revision; a scenario that cannot run is reported as a violation.
+/// first revision and how many ended under the chaos; a scenario that cannot run is reported
+/// as a violation.
 ///
 /// # Errors
 /// When the objects cannot be created.
@@ -247,7 +256,7 @@ async fn run_scenarios(
     shared: &Shared,
     plan: &[(String, Kind)],
     limit: Duration,
-) -> anyhow::Result<HashMap<String, String>> {
+) -> anyhow::Result<(HashMap<String, String>, usize)> {
     futures::stream::iter(plan)
         .map(|(name, kind)| scenario::create(client, name, *kind))
         .buffer_unordered(16)
@@ -270,13 +279,13 @@ async fn run_scenarios(
                 .wait(name, limit, |r| super::healthy(r, Some(V1)))
                 .await?;
             let v1 = first.status.and_then(|s| s.stable_rs).unwrap_or_default();
-            tracing::info!(%name, "first revision healthy");
+            tracing::debug!(%name, "first revision healthy");
             scenario::drive(shared, ctx, name, *kind, &v1, limit).await?;
-            tracing::info!(%name, "driven");
+            tracing::debug!(%name, "driven");
             // Under the chaos still; how it ended is checked once it calmed down.
             let ended = shared.wait_end(name, &kind.end(), &v1, limit).await;
-            tracing::info!(%name, ?ended, "under chaos");
-            anyhow::Ok(v1)
+            tracing::debug!(%name, ?ended, "under chaos");
+            anyhow::Ok((v1, ended.is_ok()))
         }
         .await;
         match result {
@@ -288,7 +297,13 @@ async fn run_scenarios(
         }
     }))
     .await;
-    Ok(firsts.into_iter().flatten().collect())
+    let firsts: Vec<(String, (String, bool))> = firsts.into_iter().flatten().collect();
+    let ended = firsts.iter().filter(|(_, (_, ended))| *ended).count();
+    let v1 = firsts
+        .into_iter()
+        .map(|(name, (v1, _))| (name, v1))
+        .collect();
+    Ok((v1, ended))
 }
 
 /// After the chaos: wait (bounded) for every Rollout to end as its scenario says, and record

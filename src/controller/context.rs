@@ -72,17 +72,17 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Wait until every cache a decision is observed from has synced (at once when they
-    /// have). Before that an empty ReplicaSet cache reads as "the stable ReplicaSet is gone",
-    /// on which the engine promotes the canary.
-    ///
-    /// # Errors
-    /// When a cache's writer is gone (the controller is shutting down).
-    pub async fn synced(&self) -> Result<(), kube::runtime::reflector::store::WriterDropped> {
-        self.replica_sets.wait_until_ready().await?;
-        self.services.wait_until_ready().await?;
-        self.analysis_runs.wait_until_ready().await?;
-        self.deployments.wait_until_ready().await
+    /// Whether every cache a decision is observed from has synced. Before that an empty
+    /// ReplicaSet cache reads as "the stable ReplicaSet is gone", on which the engine promotes
+    /// the canary. A check, not a wait: those caches are fed by streams the controller itself
+    /// polls, and reconciles waiting on them could hold every slot while nothing polls them.
+    pub fn synced(&self) -> bool {
+        use futures::FutureExt;
+        let ready = |ready: Option<Result<(), _>>| matches!(ready, Some(Ok(())));
+        ready(self.replica_sets.wait_until_ready().now_or_never())
+            && ready(self.services.wait_until_ready().now_or_never())
+            && ready(self.analysis_runs.wait_until_ready().now_or_never())
+            && ready(self.deployments.wait_until_ready().now_or_never())
     }
 }
 

@@ -198,8 +198,8 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     // A controller that just started decides nothing before its caches are filled: the fault
     // campaign saw a restarted one, its ReplicaSet cache still empty, promote an aborted canary
     // ("stable ReplicaSet gone").
-    if ctx.stores.synced().await.is_err() {
-        return Ok(Action::await_change());
+    if !ctx.stores.synced() {
+        return Ok(Action::requeue(Duration::from_millis(100)));
     }
     // Deciding on a Rollout older than our own last status write would redo a step.
     let last_written = ctx.remember(key(rollout), |m| m.last_written_version);

@@ -180,14 +180,7 @@ async fn on(playground: &PlaygroundHandle, config: &Config) -> anyhow::Result<Re
     let recipe = ControllerRecipe::new(playground.base_url(), &web_base)?;
     let faults = playground.faults();
     faults.fail_share(CONTROLLER_AGENT, config.error_ratio, config.seed);
-    let plan: Vec<(String, Kind)> = (0..config.rollouts)
-        .map(|i| {
-            (
-                scenario::name(i, KINDS[i % KINDS.len()]),
-                KINDS[i % KINDS.len()],
-            )
-        })
-        .collect();
+    let plan = plan(config.rollouts);
     let (calm_tx, calm) = tokio::sync::watch::channel(false);
     let tally = Tally::default();
     let seed = config.seed;
@@ -225,13 +218,9 @@ async fn on(playground: &PlaygroundHandle, config: &Config) -> anyhow::Result<Re
     web_server.abort();
     result?;
     let (violations, checked) = shared.finish();
-    let mut kinds = BTreeMap::new();
-    for (_, kind) in &plan {
-        *kinds.entry(kind.label()).or_default() += 1;
-    }
     Ok(Report {
         seed,
-        kinds,
+        kinds: kinds(&plan),
         random_kills: tally.random_kills.load(Ordering::Relaxed),
         failpoint_kills: tally.failpoint_kills.load(Ordering::Relaxed),
         injected_errors,
@@ -242,6 +231,23 @@ async fn on(playground: &PlaygroundHandle, config: &Config) -> anyhow::Result<Re
         violations,
         wall: Duration::ZERO,
     })
+}
+
+/// The Rollouts: `n` names, the scenarios assigned in turn.
+fn plan(n: usize) -> Vec<(String, Kind)> {
+    (0..n)
+        .map(|i| KINDS[i % KINDS.len()])
+        .enumerate()
+        .map(|(i, kind)| (scenario::name(i, kind), kind))
+        .collect()
+}
+
+fn kinds(plan: &[(String, Kind)]) -> BTreeMap<&'static str, usize> {
+    let mut kinds = BTreeMap::new();
+    for (_, kind) in plan {
+        *kinds.entry(kind.label()).or_default() += 1;
+    }
+    kinds
 }
 
 /// Create every Rollout, take each through its scenario once its first revision is Healthy,

@@ -27,6 +27,10 @@ enum Command {
     /// Analysis bench: N Rollouts each with a running Prometheus analysis against a real
     /// `prometheus`; prints measurements per second, due-to-written delay, CPU and memory.
     BenchAnalysis(sluice::bench::analysis::AnalysisBenchArgs),
+    /// Fault campaign: N Rollouts through canary steps, analysis, promotion and abort while the
+    /// controller is killed (at random and before its writes), API requests fail and routers
+    /// go down; prints kills, injected errors and invariant violations.
+    BenchFaults(sluice::bench::faults::FaultArgs),
     /// The embedded playground cluster (an emulated Kubernetes API server with simulated
     /// workloads and demo traffic). Without a subcommand: a guided demo with the controller
     /// running in-process and a real `prometheus` scraping the demo traffic: a canary rollout,
@@ -142,6 +146,15 @@ fn run_bench_analysis(args: sluice::bench::analysis::AnalysisBenchArgs) -> anyho
     runtime()?.block_on(sluice::bench::analysis::run(args, &binary))
 }
 
+fn run_bench_faults(args: sluice::bench::faults::FaultArgs) -> anyhow::Result<()> {
+    // The campaign's progress only: the faults it injects make the clients log errors by design.
+    sluice::controller::cli::init_logging(
+        sluice::controller::cli::LogFormat::Plain,
+        "off,sluice::bench::faults=info",
+    );
+    runtime()?.block_on(sluice::bench::faults::run(args))
+}
+
 fn run_controller(args: sluice::controller::cli::ControllerArgs) -> anyhow::Result<()> {
     // The only place that reads the environment directly: the default Lease identity.
     let identity = std::env::var("HOSTNAME").unwrap_or_else(|_| "sluice-controller".into());
@@ -163,6 +176,7 @@ fn main() -> ExitCode {
         Command::Controller(args) => run_controller(*args),
         Command::Bench(args) => run_bench(args),
         Command::BenchAnalysis(args) => run_bench_analysis(args),
+        Command::BenchFaults(args) => run_bench_faults(args),
         Command::Playground {
             prometheus_binary,
             command: None,

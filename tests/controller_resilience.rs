@@ -12,6 +12,7 @@ use kube::api::Api;
 use serde_json::json;
 use sluice::controller::LeaseSettings;
 use sluice::controller::embedded::EmbeddedOptions;
+use sluice::crd::RolloutPhase;
 use sluice::engine::MANAGED_BY_ANNOTATION;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -239,5 +240,105 @@ async fn deleting_a_rollout_runs_the_finalizer_and_releases_services() {
         None,
         "hash selector removed"
     );
+    controller.stop().await;
+}
+
+/// A controller that starts while its ReplicaSet list keeps failing decides nothing until it
+/// has the ReplicaSets: an empty cache reads as "the stable ReplicaSet is gone", on which the
+/// engine promotes the canary (found by the fault campaign, on an aborted update).
+#[tokio::test]
+async fn a_restarted_controller_decides_nothing_before_its_replica_sets_are_listed() {
+    let h = Harness::start().await;
+    let controller = h.controller();
+    let (ns, name) = ("unsynced", "web");
+    let steps = "        - setWeight: 20\n        - pause: {}\n";
+    let v1 = deployed(&h, ns, name, steps).await;
+    h.set_image(ns, name, "example/app:2").await;
+    h.wait_rollout(ns, name, "paused at step 1", |r| {
+        paused_on_step(r) && step(r) == Some(1) && current_hash(r).is_some_and(|c| c != v1)
+    })
+    .await;
+
+    controller.kill().await;
+    let faults = h.playground.faults();
+    faults.fail_next(Some("list"), Some("replicasets"), 500, 3);
+    let controller = h.controller();
+    eventually("the ReplicaSet list failed three times", || async {
+        faults.pending() == 0
+    })
+    .await;
+    // Promoted by hand: the controller walks on from the pause, never skips it.
+    h.patch_status(ns, name, json!({"pauseConditions": null}))
+        .await;
+    let r = h
+        .wait_rollout(ns, name, "promoted", |r| {
+            stable_hash(r).is_some_and(|s| s != v1) && phase(r) == Some(RolloutPhase::Healthy)
+        })
+        .await;
+    let seen = events(&h, ns).await;
+    assert!(
+        !seen.iter().any(|(reason, _)| reason == "SkipSteps"),
+        "the restarted controller took the stable ReplicaSet as gone: {seen:?}; {}",
+        serde_json::to_string_pretty(&r.status).unwrap()
+    );
+    assert!(
+        seen.iter()
+            .any(|(reason, note)| reason == "RolloutStepCompleted" && note.contains("step 2/2")),
+        "the pause was not completed as a step: {seen:?}"
+    );
+    controller.stop().await;
+}
+
+/// How many times an Event with this reason and note was published in `ns` (Event objects and
+/// their series counts).
+async fn published(h: &Harness, ns: &str, reason: &str, note: &str) -> i32 {
+    use k8s_openapi::api::events::v1::Event;
+    Api::<Event>::namespaced(h.client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some(reason) && e.note.as_deref() == Some(note))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
+/// A step whose status write fails is decided again by the retry; its Event is still
+/// published once (found by the fault campaign).
+#[tokio::test]
+async fn a_failed_status_write_does_not_publish_the_step_event_twice() {
+    let h = Harness::start().await;
+    let controller = h.controller();
+    let (ns, name) = ("event-once", "web");
+    let steps = "        - setWeight: 20\n        - pause: {}\n        - setWeight: 60\n        - pause: {}\n";
+    let v1 = deployed(&h, ns, name, steps).await;
+    h.set_image(ns, name, "example/app:2").await;
+    let mut r = h
+        .wait_rollout(ns, name, "paused at step 1", |r| {
+            paused_on_step(r) && step(r) == Some(1) && current_hash(r).is_some_and(|c| c != v1)
+        })
+        .await;
+
+    // The controller's next status patch fails; the promotion below is a PUT, not a patch.
+    h.playground
+        .faults()
+        .fail_next(Some("patch"), Some("rollouts/status"), 500, 1);
+    r.status.as_mut().unwrap().pause_conditions.clear();
+    h.rollouts(ns)
+        .replace_status(name, &Default::default(), &r)
+        .await
+        .unwrap();
+    h.wait_rollout(ns, name, "paused at step 3", |r| {
+        paused_on_step(r) && step(r) == Some(3)
+    })
+    .await;
+    assert_eq!(
+        h.playground.faults().pending(),
+        0,
+        "the status patch failed"
+    );
+    let note = "Rollout step 2/4 completed (pause)";
+    assert_eq!(published(&h, ns, "RolloutStepCompleted", note).await, 1);
     controller.stop().await;
 }

@@ -7,6 +7,7 @@
 //! with the controller for the server. Figures, not assertions. A CLI entry point.
 
 pub mod analysis;
+pub mod faults;
 
 use crate::crd::{Rollout, RolloutPhase};
 use crate::playground::{Playground, PlaygroundOptions, SimulationOptions};

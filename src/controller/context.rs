@@ -71,6 +71,21 @@ pub struct Stores {
     pub claims: super::index::Claims,
 }
 
+impl Stores {
+    /// Whether every cache a decision is observed from has synced. Before that an empty
+    /// ReplicaSet cache reads as "the stable ReplicaSet is gone", on which the engine promotes
+    /// the canary. A check, not a wait: those caches are fed by streams the controller itself
+    /// polls, and reconciles waiting on them could hold every slot while nothing polls them.
+    pub fn synced(&self) -> bool {
+        use futures::FutureExt;
+        let ready = |ready: Option<Result<(), _>>| matches!(ready, Some(Ok(())));
+        ready(self.replica_sets.wait_until_ready().now_or_never())
+            && ready(self.services.wait_until_ready().now_or_never())
+            && ready(self.analysis_runs.wait_until_ready().now_or_never())
+            && ready(self.deployments.wait_until_ready().now_or_never())
+    }
+}
+
 /// Settings of the controller that are not clients (from the CLI flags).
 #[derive(Clone, Debug)]
 pub struct Settings {

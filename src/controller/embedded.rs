@@ -4,6 +4,7 @@
 //! controller touches.
 
 use super::context::{RoutersFn, Settings};
+use super::failpoint::Failpoint;
 use super::leader::{Leadership, LeaseSettings, run_election};
 use super::metrics::Metrics;
 use super::run::{Wiring, run};
@@ -36,6 +37,8 @@ pub struct EmbeddedOptions {
     /// The metric providers; `None` measures with none (every measurement is an Error that
     /// says so).
     pub providers: Option<crate::providers::MetricProviders>,
+    /// A failpoint on the controller's writes (fault campaigns); `None` has none.
+    pub failpoint: Option<Failpoint>,
 }
 
 impl Embedded {
@@ -45,6 +48,12 @@ impl Embedded {
         // Every request of this controller, watches and the election included, is counted in
         // its metrics; the election's writes are not the controller's work (`writes()`).
         let election = metrics.election_layer().wrap(client.clone());
+        // The failpoint stops the controller's writes, not the election's; it sits under the
+        // counting layer, so a stopped write is counted as sent.
+        let client = match &options.failpoint {
+            Some(failpoint) => failpoint.wrap(client),
+            None => client,
+        };
         let client = metrics.request_layer().wrap(client);
         let ready = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = watch::channel(false);

@@ -1,11 +1,11 @@
-//! The reconcile driver for one Rollout: guard → finalizer → observe (routers verified) → decide
-//! → act → events → status, one `?` per stage, inside one tracing span; plus the error policy
-//! (capped exponential back-off). A failing traffic router is not a failed reconcile: its state
-//! goes into the status beside the rest of the decision and the router step is retried with
-//! back-off. The status write is guarded by the resourceVersion the decision was made from; when
-//! the Rollout changed meanwhile (a person's abort, a promote) the driver reads the latest object
-//! and decides again at once instead of writing a stale status. The only place that reads the
-//! clock for the engine.
+//! The reconcile driver for one Rollout: guard (leadership, synced caches) → finalizer → observe
+//! (routers verified) → decide → act → status → events, one `?` per stage, inside one tracing span;
+//! plus the error policy (capped exponential back-off). A failing traffic router is not a failed
+//! reconcile: its state goes into the status beside the rest of the decision and the router step is
+//! retried with back-off. The status write is guarded by the resourceVersion the decision was made
+//! from; when the Rollout changed meanwhile (a person's abort, a promote) the driver reads the
+//! latest object and decides again at once instead of writing a stale status. The only place that
+//! reads the clock for the engine.
 
 use super::act::{self, ActError, Acting};
 use super::cleanup::{self, CleanupError, FINALIZER};
@@ -200,6 +200,12 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
         // A standby keeps its caches warm and nothing else; becoming leader reconciles all.
         return Ok(Action::await_change());
     }
+    // A controller that just started decides nothing before its caches are filled: the fault
+    // campaign saw a restarted one, its ReplicaSet cache still empty, promote an aborted canary
+    // ("stable ReplicaSet gone").
+    if !ctx.stores.synced() {
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     // Deciding on a Rollout older than our own last status write would redo a step.
     let last_written = ctx.remember(key(rollout), |m| m.last_written_version);
     if let (Some(seen), Some(written)) = (version(rollout), last_written)
@@ -259,8 +265,6 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     };
     let report = act::act(ctx, &mut acting, &decision.actions).await?;
     tracing::debug!(writes = report.writes, held = report.held, "acted");
-    events::publish(ctx, rollout.as_ref(), &decision.events).await;
-    events::publish(ctx, rollout.as_ref(), &outcomes.events()).await;
 
     let mut new_status = decision.status.clone();
     routing_condition::apply(&mut new_status, rollout.status.as_ref(), &outcomes, now);
@@ -269,6 +273,10 @@ async fn reconcile_inner(rollout: &Arc<Rollout>, ctx: &Context) -> Result<Action
     if let Some(written) = written.and_then(|v| v.parse::<u64>().ok()) {
         ctx.remember(key(rollout), |m| m.last_written_version = Some(written));
     }
+    // Events tell what the status now records: published before it, a step completed by a
+    // decision whose status write failed was announced again by the retry.
+    events::publish(ctx, rollout.as_ref(), &decision.events).await;
+    events::publish(ctx, rollout.as_ref(), &outcomes.events()).await;
     let mut shown = (**rollout).clone();
     shown.status = Some(new_status);
     ctx.metrics.observe_rollout(&shown, decision.desired_weight);

@@ -1,11 +1,15 @@
 //! Fault injection for controller tests: fail the next N requests matching a verb and
-//! resource with a chosen status code, and cut off ONE client (matched by its User-Agent) by
-//! failing or holding all its requests until healed. Shared state behind a mutex; touches
-//! nothing else.
+//! resource with a chosen status code; cut off ONE client (matched by its User-Agent) by
+//! failing or holding all its requests until healed; fail a seeded random share of one
+//! client's requests (watches and lists included) with the codes a real server gives; and cut
+//! one client off one resource (a router's backend down for the controller). Counts every
+//! failure it injects. Shared state behind mutexes; touches nothing else.
 
 use super::error::ApiError;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
@@ -25,10 +29,26 @@ enum Cut {
     Hold,
 }
 
+/// A seeded share of one client's requests that fail.
+#[derive(Debug)]
+struct Share {
+    /// A User-Agent substring.
+    agent: String,
+    ratio: f64,
+    rng: StdRng,
+}
+
+/// One client cut off one resource: (User-Agent substring, resource, HTTP code).
+type ResourceCut = (String, String, u16);
+
 /// The fault-injection knobs of a running playground.
 #[derive(Debug)]
 pub struct Faults {
     rules: Mutex<Vec<Rule>>,
+    shares: Mutex<Vec<Share>>,
+    resource_cuts: Mutex<Vec<ResourceCut>>,
+    /// Failures injected so far, of every kind.
+    injected: AtomicU64,
     /// Cut-off clients: a User-Agent substring and what their requests get.
     clients: Mutex<Vec<(String, Cut)>>,
     /// Bumped whenever `clients` changes, so held requests look again.
@@ -41,6 +61,9 @@ impl Default for Faults {
     fn default() -> Self {
         Self {
             rules: Mutex::default(),
+            shares: Mutex::default(),
+            resource_cuts: Mutex::default(),
+            injected: AtomicU64::new(0),
             clients: Mutex::default(),
             generation: watch::channel(0).0,
             held: AtomicUsize::new(0),
@@ -126,6 +149,7 @@ impl Faults {
             match self.cut_of(user_agent) {
                 None => return Ok(()),
                 Some(Cut::Fail(code)) => {
+                    self.injected.fetch_add(1, Ordering::Relaxed);
                     return Err(ApiError::Injected {
                         code,
                         message: format!("injected fault: this client fails with {code}"),
@@ -159,6 +183,14 @@ impl Faults {
     /// Remove every pending fault.
     pub fn clear(&self) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.shares
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.resource_cuts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -166,8 +198,87 @@ impl Faults {
         self.generation.send_modify(|g| *g += 1);
     }
 
+    /// Fail the share `ratio` (0 to 1) of the requests whose User-Agent contains `agent`, every
+    /// verb, chosen by a generator seeded with `seed`: reads and watches with 500, 503 or 429,
+    /// writes also with 409 (an update or patch that lost a race). Replaces an earlier share
+    /// for the same agent. The seed fixes the sequence of draws, not which request meets which
+    /// draw: requests arrive in the order the runtime schedules them.
+    pub fn fail_share(&self, agent: &str, ratio: f64, seed: u64) {
+        let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        shares.retain(|s| s.agent != agent);
+        shares.push(Share {
+            agent: agent.to_string(),
+            ratio,
+            rng: StdRng::seed_from_u64(seed),
+        });
+    }
+
+    /// Cut the client whose User-Agent contains `agent` off `resource` (plural, e.g.
+    /// `httproutes`; its subresources too): each of its requests there fails with HTTP `code`
+    /// until [`Faults::heal_resource`]. Other clients are served.
+    pub fn cut_resource(&self, agent: &str, resource: &str, code: u16) {
+        let mut cuts = self.resource_cuts.lock().unwrap_or_else(|e| e.into_inner());
+        cuts.retain(|(a, r, _)| !(a == agent && r == resource));
+        cuts.push((agent.to_string(), resource.to_string(), code));
+    }
+
+    /// Serve `agent` on `resource` again.
+    pub fn heal_resource(&self, agent: &str, resource: &str) {
+        self.resource_cuts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(a, r, _)| !(a == agent && r == resource));
+    }
+
+    /// How many failures were injected so far, of every kind.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+
+    /// The injected error for this request from the client with this User-Agent: a pending
+    /// rule (consuming one use of it), a resource cut, or a draw of its client's share.
+    pub fn check_request(&self, verb: &str, resource: &str, agent: &str) -> Option<ApiError> {
+        let error = self
+            .check(verb, resource)
+            .or_else(|| self.resource_cut(resource, agent))
+            .or_else(|| self.share_draw(verb, resource, agent))?;
+        self.injected.fetch_add(1, Ordering::Relaxed);
+        Some(error)
+    }
+
+    fn resource_cut(&self, resource: &str, agent: &str) -> Option<ApiError> {
+        let base = resource.split('/').next().unwrap_or(resource);
+        let cuts = self.resource_cuts.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, _, code) = cuts
+            .iter()
+            .find(|(a, r, _)| agent.contains(a.as_str()) && r == base)?;
+        Some(ApiError::Injected {
+            code: *code,
+            message: format!("injected fault: {resource} is cut off for this client"),
+        })
+    }
+
+    fn share_draw(&self, verb: &str, resource: &str, agent: &str) -> Option<ApiError> {
+        let mut shares = self.shares.lock().unwrap_or_else(|e| e.into_inner());
+        let share = shares
+            .iter_mut()
+            .find(|s| agent.contains(s.agent.as_str()))?;
+        if !share.rng.random_bool(share.ratio.clamp(0.0, 1.0)) {
+            return None;
+        }
+        let codes: &[u16] = match verb {
+            "update" | "patch" => &[500, 503, 429, 409],
+            _ => &[500, 503, 429],
+        };
+        let code = codes[share.rng.random_range(0..codes.len())];
+        Some(ApiError::Injected {
+            code,
+            message: format!("injected fault: {verb} {resource} failed at random with {code}"),
+        })
+    }
+
     /// The injected error for this request, if a rule matches (consuming one use of it).
-    pub fn check(&self, verb: &str, resource: &str) -> Option<ApiError> {
+    fn check(&self, verb: &str, resource: &str) -> Option<ApiError> {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let base = resource.split('/').next().unwrap_or(resource);
         let idx = rules.iter().position(|r| {

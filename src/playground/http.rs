@@ -184,7 +184,10 @@ where
         Some(s) => format!("{}/{s}", target.def.plural),
         None => target.def.plural.clone(),
     };
-    if let Some(e) = server.faults.check(verb, &resource) {
+    if let Some(e) = server
+        .faults
+        .check_request(verb, &resource, p.header(header::USER_AGENT))
+    {
         return Err(e);
     }
     let bytes = body

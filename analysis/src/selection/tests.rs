@@ -126,6 +126,23 @@ fn continuous_values() -> impl Strategy<Value = Vec<f64>> {
     prop::collection::vec(-1.0e3f64..1.0e3, 1..40)
 }
 
+/// The ranks at quantiles `ranks` selected at once (shared rounds) are the brute force's, with
+/// the next order statistic when given.
+fn check_many(diffs: &Differences, expected: &[f64], ranks: &[f64]) -> Result<(), TestCaseError> {
+    let ks: Vec<u64> = ranks
+        .iter()
+        .map(|q| ((q * expected.len() as f64) as u64).clamp(1, expected.len() as u64))
+        .collect();
+    let found = diffs.select_many_with_next(&ks).unwrap();
+    for (k, (value, next)) in ks.iter().zip(found) {
+        prop_assert_eq!(value, expected[*k as usize - 1]);
+        if let Some(next) = next {
+            prop_assert_eq!(next, expected[*k as usize]);
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -164,17 +181,7 @@ proptest! {
             prop_assert_eq!(diffs.select(k), Some(expected[k as usize - 1]));
         }
         // Several ranks at once (shared rounds), with the next order statistic when given.
-        let ks: Vec<u64> = ranks
-            .iter()
-            .map(|q| ((q * expected.len() as f64) as u64).clamp(1, expected.len() as u64))
-            .collect();
-        let found = diffs.select_many_with_next(&ks).unwrap();
-        for (k, (value, next)) in ks.iter().zip(found) {
-            prop_assert_eq!(value, expected[*k as usize - 1]);
-            if let Some(next) = next {
-                prop_assert_eq!(next, expected[*k as usize]);
-            }
-        }
+        check_many(&diffs, &expected, &ranks)?;
     }
 
     /// Heavy ties across a large matrix: pivots often equal the target itself.
@@ -187,16 +194,6 @@ proptest! {
         let (x, y) = (sorted(x), sorted(y));
         let expected = brute_force(&x, &y);
         let diffs = Differences::new(&x, &y);
-        let ks: Vec<u64> = ranks
-            .iter()
-            .map(|q| ((q * expected.len() as f64) as u64).clamp(1, expected.len() as u64))
-            .collect();
-        let found = diffs.select_many_with_next(&ks).unwrap();
-        for (k, (value, next)) in ks.iter().zip(found) {
-            prop_assert_eq!(value, expected[*k as usize - 1]);
-            if let Some(next) = next {
-                prop_assert_eq!(next, expected[*k as usize]);
-            }
-        }
+        check_many(&diffs, &expected, &ranks)?;
     }
 }

@@ -99,13 +99,7 @@ async fn invalid_spec_is_reported_and_fixed_spec_proceeds() {
         h.replica_sets(ns).await.is_empty(),
         "no ReplicaSet for an invalid spec"
     );
-    eventually("a Warning event InvalidSpec", || async {
-        events(&h, ns)
-            .await
-            .iter()
-            .any(|(reason, _)| reason == "InvalidSpec")
-    })
-    .await;
+    wait_event(&h, ns, "InvalidSpec", "").await;
 
     h.patch_spec(
         ns,

@@ -162,14 +162,7 @@ async fn restart_every_pod(ns: &str, refused: usize) {
         "more than maxUnavailable (1) pods unavailable at once: {}",
         worst.load(Ordering::SeqCst)
     );
-    // Events are published after the status write that records what they tell.
-    eventually("a RolloutRestarted Event", || async {
-        events(&h, ns)
-            .await
-            .iter()
-            .any(|(reason, _)| reason == "RolloutRestarted")
-    })
-    .await;
+    wait_event(&h, ns, "RolloutRestarted", "").await;
     let events = events(&h, ns).await;
     assert_eq!(h.playground.faults().pending(), 0, "every refusal was met");
     let errors: Vec<_> = events.iter().filter(|(r, _)| r.contains("Error")).collect();

@@ -36,13 +36,7 @@ async fn refused(h: &Harness, ns: &str, name: &str, want: &str) {
         .await;
     let message = invalid_spec(&r).unwrap();
     assert!(message.contains(want), "{name}: {message}");
-    eventually("an InvalidSpec Event", || async {
-        events(h, ns)
-            .await
-            .iter()
-            .any(|(reason, note)| reason == "InvalidSpec" && note.contains(want))
-    })
-    .await;
+    wait_event(h, ns, "InvalidSpec", want).await;
     let prefix = format!("{name}-");
     let mine: Vec<_> = h
         .replica_sets(ns)

@@ -110,11 +110,7 @@ async fn a_missing_route_is_a_traffic_routing_condition_until_it_exists() {
         "the message names the route: {condition:?}"
     );
     assert_ne!(phase(&r), Some(RolloutPhase::Healthy), "{r:?}");
-    // Events are published after the status write that records what they tell.
-    eventually("a Warning Event with the condition's reason", || async {
-        events(&h, ns).await.iter().any(|(why, _)| *why == reason)
-    })
-    .await;
+    wait_event(&h, ns, &reason, "").await;
 
     h.create_shop_route(ns).await;
     h.wait_rollout(ns, "shop", "healthy with the condition gone", |r| {

@@ -171,8 +171,14 @@ pub fn compact(observed: &Observed, actions: Vec<Action>) -> Vec<Action> {
     for action in actions {
         let keep = match &action {
             Action::RemoveManagedRoutes => !routes_removed(&out),
-            Action::SetHeaderRoute(r) => supersede_route(&mut out, &r.name),
-            Action::SetMirrorRoute(r) => supersede_route(&mut out, &r.name),
+            Action::SetHeaderRoute(r) => {
+                supersede_route(&mut out, &r.name);
+                true
+            }
+            Action::SetMirrorRoute(r) => {
+                supersede_route(&mut out, &r.name);
+                true
+            }
             Action::ScaleReplicaSet { name, replicas } => {
                 !into_create(&mut out, name, *replicas)
                     && merge_scale(&mut out, observed, name, *replicas)
@@ -187,8 +193,8 @@ pub fn compact(observed: &Observed, actions: Vec<Action>) -> Vec<Action> {
 }
 
 /// A later setting of a managed route replaces the earlier settings of it since the routes
-/// were last removed. Always `true`: the later setting is pushed.
-fn supersede_route(out: &mut Vec<Action>, name: &str) -> bool {
+/// were last removed: drop those.
+fn supersede_route(out: &mut Vec<Action>, name: &str) {
     let since = out
         .iter()
         .rposition(|a| matches!(a, Action::RemoveManagedRoutes))
@@ -206,7 +212,6 @@ fn supersede_route(out: &mut Vec<Action>, name: &str) -> bool {
             i += 1;
         }
     }
-    true
 }
 
 /// A scale of a ReplicaSet created earlier in the decision becomes its initial size.

@@ -349,6 +349,18 @@ pub async fn events(h: &Harness, ns: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Waits until an Event with `reason` whose note contains `note` is published in `ns` (the
+/// controller publishes a decision's Events after the status write that records it).
+pub async fn wait_event(h: &Harness, ns: &str, reason: &str, note: &str) {
+    eventually(&format!("an Event {reason} with {note:?}"), || async {
+        events(h, ns)
+            .await
+            .iter()
+            .any(|(r, n)| r == reason && n.contains(note))
+    })
+    .await;
+}
+
 /// Serves `controller`'s `/metrics` (ready) on a loopback port: its address, and the handle
 /// that stops it.
 pub async fn serve_metrics(

@@ -1,7 +1,10 @@
 //! The narrowing rounds of the selection of several ranks at once: per-target candidate
-//! windows, the staircase pass that counts up to three targets' pivots in one walk over the
-//! rows, and the final selection among the few candidates left. Reads the matrix only.
+//! windows, the choice of each round's pivots (a sample's, then interpolated between the
+//! exact counts seen, the weighted median when a round removed too little), the staircase
+//! pass that counts up to three targets' pivots in one walk over the rows, and the final
+//! selection among the few candidates left. Reads the matrix only.
 
+use super::interpolate::Known;
 use super::pivots::{draw_sample, pick_bracket, weighted_median_pivot};
 use super::{Differences, PAD, walk_ge, walk_gt};
 
@@ -117,8 +120,13 @@ struct Target {
     pivots: Option<(f64, f64)>,
     /// The last round removed less than a quarter: pivot on the weighted median next.
     guaranteed: bool,
+    /// The last interpolated round left a window far wider than aimed at (a block of equal
+    /// differences, or a bend): a sample's pivots next, which are differences themselves.
+    tied: bool,
     /// The k-th difference and, when known, the (k+1)-th.
     found: Option<(f64, Option<f64>)>,
+    /// The exact counts seen so far around k, for interpolated pivots.
+    known: Known,
 }
 
 impl Target {
@@ -128,7 +136,9 @@ impl Target {
             windows: None,
             pivots: None,
             guaranteed: false,
+            tied: false,
             found: None,
+            known: Known::default(),
         }
     }
 }
@@ -164,6 +174,7 @@ pub(super) fn select(d: &Differences<'_>, ranks: &[u64]) -> Option<Vec<(f64, Opt
     let finish = finish_at(d);
     let mut work = Work::default();
     let mut shared = Windows::full(n, cols);
+    let mut targets: Vec<Target> = ranks.iter().map(|&k| Target::new(k)).collect();
     if ranks.len() > 1 && shared.candidates > finish {
         // One round bracketing all targets at once: below the smallest, above the largest.
         draw_sample(d, &shared, first ^ last, &mut work.values)?;
@@ -172,8 +183,10 @@ pub(super) fn select(d: &Differences<'_>, ranks: &[u64]) -> Option<Vec<(f64, Opt
         let [sums] = count(d, [pivots], [&mut counted]);
         let spare = shared.apply(counted, sums, bounds(sums, pivots, first, last));
         work.give(spare);
+        for t in &mut targets {
+            t.known.learn(t.k, pivots, sums);
+        }
     }
-    let mut targets: Vec<Target> = ranks.iter().map(|&k| Target::new(k)).collect();
     if shared.candidates > finish {
         // The targets still share their windows: one sample gives each its first pivots.
         draw_sample(d, &shared, first ^ last ^ 1, &mut work.values)?;
@@ -237,6 +250,12 @@ fn finish_at(d: &Differences<'_>) -> u64 {
     (d.x.len() + d.cols()).max(4096) as u64
 }
 
+/// The smallest margin an interpolated pivot aims at: windows of about a quarter of n + m
+/// are finished at once (see [`finish_at`]).
+fn interpolation_floor(d: &Differences<'_>) -> u64 {
+    finish_at(d) / 8
+}
+
 /// One round for up to three targets: pivots for those without, one staircase pass counting
 /// all of them, then each target's windows narrowed (or its value found).
 fn round(
@@ -255,8 +274,16 @@ fn round(
                 (p, p)
             }
             None => {
-                draw_sample(d, windows, t.k, &mut work.values)?;
-                pick_bracket(&mut work.values, windows, t.k, t.k)?
+                let line = (!t.tied)
+                    .then(|| t.known.pivots(t.k, d.count(), interpolation_floor(d)))
+                    .flatten();
+                match line {
+                    Some(interpolated) => interpolated,
+                    None => {
+                        draw_sample(d, windows, t.k, &mut work.values)?;
+                        pick_bracket(&mut work.values, windows, t.k, t.k)?
+                    }
+                }
             }
         };
         pivots.push(chosen);
@@ -275,6 +302,7 @@ fn round(
     for ((t, rows), (&(a, b), &sum)) in group.iter_mut().zip(counted).zip(pivots.iter().zip(&sums))
     {
         let (le_a, lt_b) = sum;
+        t.tied = t.known.learn(t.k, (a, b), sum);
         // With a single pivot (a = b) the pass counts #{d ≤ a} and #{d < a}: the k-th is a
         // itself when it lies between them.
         if lt_b < t.k && t.k <= le_a {

@@ -196,4 +196,55 @@ proptest! {
         let diffs = Differences::new(&x, &y);
         check_many(&diffs, &expected, &ranks)?;
     }
+
+    /// Matrices of a few million differences, so that several rounds run with interpolated
+    /// pivots: smooth, skewed, lattice (many equal differences) and near-lattice data (equal
+    /// up to rounding), the interval's three ranks near the middle and two anywhere. Every
+    /// value is checked by its exact rank (`rank_of`), the next one too.
+    #[test]
+    fn interpolated_rounds_select_exactly(
+        shape in 0usize..4,
+        n in 800usize..2500,
+        m in 800usize..2500,
+        seed in any::<u64>(),
+        spread in 0.0f64..0.01,
+        anywhere in prop::collection::vec(0.0f64..1.0, 2),
+    ) {
+        let mut state = seed | 1;
+        let mut unit = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut draw = |count: usize, shift: f64| -> Vec<f64> {
+            let values = (0..count).map(|_| {
+                let u = unit().max(1e-12);
+                match shape {
+                    0 => u + shift,
+                    1 => (-u.ln()).powf(2.0) + shift,
+                    2 => (u * 40.0).floor() + (shift * 10.0).round(),
+                    _ => ((u + shift) * 1000.0).round() / 1000.0 * 0.1,
+                }
+            });
+            sorted(values.collect())
+        };
+        let x = draw(n, 0.25);
+        let y = draw(m, 0.0);
+        let diffs = Differences::new(&x, &y);
+        let total = diffs.count();
+        let half = total / 2;
+        let width = (total as f64 * spread) as u64;
+        let mut ranks = vec![(half - width).max(1), half.max(1), (half + width).min(total)];
+        ranks.extend(anywhere.iter().map(|q| ((q * total as f64) as u64).clamp(1, total)));
+        let found = diffs.select_many_with_next(&ranks).unwrap();
+        for (&k, &(value, next)) in ranks.iter().zip(&found) {
+            let (lt, le) = diffs.rank_of(value);
+            prop_assert!(lt < k && k <= le, "k = {}: {} has ranks ({}, {}]", k, value, lt, le);
+            if let Some(next) = next {
+                let (lt, le) = diffs.rank_of(next);
+                prop_assert!(lt < k + 1 && k < le, "k + 1 = {}: {} has ranks ({}, {}]", k + 1, next, lt, le);
+            }
+        }
+    }
 }

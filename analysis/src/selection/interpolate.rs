@@ -12,13 +12,16 @@
 //! (ties, gaps, rounding). Results never depend on the pivots, only the running time does.
 //! Pure arithmetic on the counts; reads nothing else.
 
-/// What the passes so far proved about one target rank k.
+use super::window::{Bound, Cut, Window};
+
+/// What the passes so far proved about one target rank k: its window, and how well the
+/// line aimed.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Known {
-    /// The largest pivot known to lie below the k-th difference, with its count (< k).
-    below: Option<(f64, u64)>,
-    /// The smallest pivot known to lie at or above it, with its count (≥ k).
-    above: Option<(f64, u64)>,
+    /// The tightest cut known to count only differences below the k-th (count < k).
+    below: Option<Bound>,
+    /// The tightest cut known to count the k-th (count ≥ k).
+    above: Option<Bound>,
     /// The ranks the last interpolated pivots aimed at and the window they were aimed in.
     aim: Option<Aim>,
     /// How far the last interpolated pivots' counts landed from their aim, and the window's
@@ -43,13 +46,30 @@ impl Known {
     /// line bent more than expected; either way a difference near the target's share of the
     /// window is the better next pivot.
     pub(super) fn learn(&mut self, k: u64, (a, b): (f64, f64), (le_a, lt_b): (u64, u64)) -> bool {
-        for (value, count) in [(a, le_a), (b, lt_b)] {
+        let cuts = [
+            (
+                Cut {
+                    value: a,
+                    strict: false,
+                },
+                le_a,
+            ),
+            (
+                Cut {
+                    value: b,
+                    strict: true,
+                },
+                lt_b,
+            ),
+        ];
+        for (cut, count) in cuts {
+            let bound = Some(Bound { cut, count });
             if count < k {
-                if self.below.is_none_or(|(v, _)| value > v) {
-                    self.below = Some((value, count));
+                if self.below.is_none_or(|b| count > b.count) {
+                    self.below = bound;
                 }
-            } else if self.above.is_none_or(|(v, _)| value < v) {
-                self.above = Some((value, count));
+            } else if self.above.is_none_or(|b| count < b.count) {
+                self.above = bound;
             }
         }
         let Some(aim) = self.aim.take() else {
@@ -63,7 +83,33 @@ impl Known {
 
     /// The count between the known bounds, when both are known.
     fn width(&self) -> Option<u64> {
-        Some(self.above?.1 - self.below?.1)
+        Some(self.above?.count - self.below?.count)
+    }
+
+    /// The candidates: the differences between the two bounds.
+    pub(super) fn window(&self) -> Window {
+        Window {
+            below: self.below,
+            above: self.above,
+        }
+    }
+
+    /// The value every candidate equals, when the bounds are the two cuts of one value
+    /// (`< v` below, `≤ v` above).
+    pub(super) fn single_value(&self) -> Option<f64> {
+        let (below, above) = (self.below?, self.above?);
+        (below.cut.value == above.cut.value).then_some(below.cut.value)
+    }
+
+    /// How many candidates the last interpolated pivots aimed to leave, if both sides hit.
+    pub(super) fn aimed_window(&self) -> Option<u64> {
+        let (aim, below, above) = (self.aim?, self.below?, self.above?);
+        Some(aim.high.unwrap_or(above.count) - aim.low.unwrap_or(below.count))
+    }
+
+    /// The count of the bound above the window, when there is one.
+    pub(super) fn above_count(&self) -> Option<u64> {
+        Some(self.above?.count)
     }
 
     /// Pivots aimed at ranks k − M and k + M on the line between the known points (a side
@@ -74,7 +120,11 @@ impl Known {
     /// aiming at (windows of about 2·floor are finished by copying them out).
     pub(super) fn pivots(&mut self, k: u64, total: u64, floor: u64) -> Option<(f64, f64)> {
         let (below, above) = (self.below?, self.above?);
-        let width = above.1 - below.1;
+        let width = above.count - below.count;
+        let (below, above) = (
+            (below.cut.value, below.count),
+            (above.cut.value, above.count),
+        );
         if below.0 >= above.0 || width > total / 16 {
             return None;
         }
@@ -126,6 +176,16 @@ mod tests {
     /// 10^9 differences: k = 512,000 lies 512,000 from the nearer end.
     const BILLION: u64 = 1_024_000_000;
 
+    fn bound(value: f64, count: u64) -> Option<Bound> {
+        Some(Bound {
+            cut: Cut {
+                value,
+                strict: false,
+            },
+            count,
+        })
+    }
+
     #[test]
     fn no_pivots_until_the_target_is_bracketed() {
         let mut known = Known::default();
@@ -167,8 +227,8 @@ mod tests {
     #[test]
     fn a_side_aimed_outside_the_window_keeps_its_known_bound() {
         let mut known = Known {
-            below: Some((0.0, 0)),
-            above: Some((100.0, 100)),
+            below: bound(0.0, 0),
+            above: bound(100.0, 100),
             aim: None,
             miss: Some((0, 100)),
         };
@@ -189,8 +249,8 @@ mod tests {
     #[test]
     fn a_window_far_wider_than_aimed_reports_ties() {
         let mut known = Known {
-            below: Some((0.0, 0)),
-            above: Some((1024.0, 1_024_000)),
+            below: bound(0.0, 0),
+            above: bound(1024.0, 1_024_000),
             aim: None,
             miss: Some((0, 1)),
         };
@@ -203,9 +263,21 @@ mod tests {
     }
 
     #[test]
-    fn equal_bounds_give_no_line() {
+    fn the_two_cuts_of_one_value_give_no_line_but_that_value() {
         let mut known = Known::default();
         known.learn(5, (1.0, 1.0), (9, 2));
         assert_eq!(known.pivots(5, ALL, 1), None);
+        assert_eq!(known.single_value(), Some(1.0));
+    }
+
+    #[test]
+    fn the_tightest_cuts_are_kept() {
+        let mut known = Known::default();
+        known.learn(50, (1.0, 4.0), (10, 90));
+        known.learn(50, (2.0, 3.0), (20, 80));
+        known.learn(50, (0.5, 5.0), (5, 95));
+        assert_eq!(known.window().below_count(), 20);
+        assert_eq!(known.above_count(), Some(80));
+        assert_eq!(known.single_value(), None);
     }
 }

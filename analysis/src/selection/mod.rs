@@ -34,12 +34,14 @@ mod pivots;
 mod rounds;
 #[cfg(test)]
 mod tests;
+mod window;
 
 /// The n·m pairwise differences `x_i − y_j` of two ascending samples, never materialised.
 #[derive(Debug, Clone)]
 pub struct Differences<'a> {
     x: &'a [f64],
-    /// [`PAD`] times `+∞`, then y in descending order: `y_pad[c + PAD]` is column c of the
+    /// [`PAD`] times `+∞`, then y in descending order, then [`PAD`] times `−∞`: `y_pad[c + PAD]`
+    /// is column c of the
     /// matrix. The sentinels stop every staircase walk at column 0 without a bounds test
     /// (x − ∞ = −∞ is never above a finite pivot).
     y_pad: Vec<f64>,
@@ -104,9 +106,10 @@ fn walk_ge_on(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
 impl<'a> Differences<'a> {
     /// Wraps two ascending, finite samples. Costs O(m) to keep y in descending order.
     pub fn new(x_ascending: &'a [f64], y_ascending: &[f64]) -> Self {
-        let mut y_pad = Vec::with_capacity(y_ascending.len() + PAD);
+        let mut y_pad = Vec::with_capacity(y_ascending.len() + 2 * PAD);
         y_pad.extend([f64::INFINITY; PAD]);
         y_pad.extend(y_ascending.iter().rev());
+        y_pad.extend([f64::NEG_INFINITY; PAD]);
         Self {
             x: x_ascending,
             y_pad,
@@ -114,7 +117,7 @@ impl<'a> Differences<'a> {
     }
 
     fn cols(&self) -> usize {
-        self.y_pad.len() - PAD
+        self.y_pad.len() - 2 * PAD
     }
 
     /// Number of differences, n·m.

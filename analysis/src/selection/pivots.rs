@@ -5,59 +5,120 @@
 //! windows; touches nothing else.
 
 use super::Differences;
-use super::rounds::Windows;
+use super::window::Window;
 
 /// Sample size per round: a sixteenth of n + m, so that drawing it and choosing pivots from it
 /// cost less than the staircase pass, while one round cuts the candidates by about √s/5 (some
 /// twentyfold at n = m = 100,000). A quarter cut more per round but cost 2 % more instructions
 /// in the whole judgement on the bench input.
-fn sample_size(n_plus_m: usize) -> u64 {
+fn size_for(n_plus_m: usize) -> u64 {
     (n_plus_m / 16).clamp(256, 1 << 16) as u64
 }
 
-/// Fills `values` with a jittered stratified sample of the candidates in `windows`: positions
-/// (t + u_t)·C/s for t = 0..s in row-major order, u_t uniform in [0, 1) from a generator
-/// seeded with `seed`. (Without the jitter the positions fall into the same column whenever
-/// C/s is a multiple of the row length.) `None` when there is no candidate.
+/// Fills `values` with a jittered stratified sample of the candidates in `window` (see
+/// [`Sampler`]). `None` when there is no candidate.
 pub(super) fn draw_sample(
     d: &Differences<'_>,
-    windows: &Windows,
+    window: Window,
     seed: u64,
     values: &mut Vec<f64>,
 ) -> Option<()> {
-    let candidates = windows.candidates;
-    let size = sample_size(d.x.len() + d.cols()).min(candidates);
+    let candidates = window.candidates(d);
+    let size = sample_size(d).min(candidates);
     if size == 0 {
         return None;
     }
-    values.clear();
-    let step = candidates as f64 / size as f64;
-    let last = candidates - 1;
-    let mut rng = SplitMix64::new(seed ^ candidates);
-    let mut position = |t: u64| (((t as f64 + rng.unit()) * step) as u64).min(last);
-    let mut t = 0u64;
-    let mut next = position(0);
-    let mut start = 0u64;
-    for (row, &[l, h]) in windows.rows.iter().enumerate() {
-        let end = start + u64::from(h - l);
-        while t < size && next < end {
-            let col = l as usize + usize::try_from(next - start).ok()?;
-            values.push(d.at(row, col));
-            t += 1;
-            next = position(t);
+    let mut sampler = Sampler::new(candidates, size, seed ^ candidates, values);
+    if window == Window::default() {
+        // The whole matrix: position p is row p / m, column p % m.
+        let m = d.cols() as u64;
+        while let Some(p) = sampler.pending().filter(|&p| p < candidates) {
+            let (row, col) = (usize::try_from(p / m).ok()?, usize::try_from(p % m).ok()?);
+            sampler.take(d.at(row, col));
         }
-        start = end;
+    } else {
+        for (&xi, (l, h)) in d.x.iter().zip(window.rows(d)) {
+            sampler.row(xi, &d.y_pad, l, h);
+        }
     }
     (!values.is_empty()).then_some(())
 }
 
-/// From a sample of the candidates in `windows`, a value likely below the `low`-th difference
-/// and one likely above the `high`-th: the sample positions expected for those ranks, widened
-/// by 2.5 standard deviations of a binomial count (a stratified sample varies less, so this is
-/// generous). Two linear-time selections, no sort. Returns `(a, b)` with a ≤ b.
+/// The sample size per round for the matrix `d` (see [`sample_size`]).
+pub(super) fn sample_size(d: &Differences<'_>) -> u64 {
+    size_for(d.x.len() + d.cols())
+}
+
+/// A jittered stratified sample of a window's candidates, taken row by row: positions
+/// (t + u_t)·C/s for t = 0..s in row-major order, u_t uniform in [0, 1) from a generator
+/// seeded with `seed`. (Without the jitter the positions fall into the same column whenever
+/// C/s is a multiple of the row length.) C may be an estimate (a pass that samples the
+/// window between its pivots learns C only at its end): then about s·C_true/C values come
+/// out, spread over the whole window all the same.
+pub(super) struct Sampler<'v> {
+    step: f64,
+    size: u64,
+    t: u64,
+    next: u64,
+    /// Candidates in the rows before the current one.
+    start: u64,
+    rng: SplitMix64,
+    values: &'v mut Vec<f64>,
+}
+
+impl<'v> Sampler<'v> {
+    pub(super) fn new(candidates: u64, size: u64, seed: u64, values: &'v mut Vec<f64>) -> Self {
+        values.clear();
+        let mut sampler = Self {
+            step: candidates as f64 / size.max(1) as f64,
+            size,
+            t: 0,
+            next: 0,
+            start: 0,
+            rng: SplitMix64::new(seed),
+            values,
+        };
+        sampler.next = sampler.position(0);
+        sampler
+    }
+
+    fn position(&mut self, t: u64) -> u64 {
+        ((t as f64 + self.rng.unit()) * self.step) as u64
+    }
+
+    /// The position of the next sample point, while the sample is not complete.
+    fn pending(&self) -> Option<u64> {
+        (self.t < self.size).then_some(self.next)
+    }
+
+    /// Records the value at the pending position.
+    fn take(&mut self, value: f64) {
+        self.values.push(value);
+        self.t += 1;
+        self.next = self.position(self.t);
+    }
+
+    /// The next row `xi`, whose window is columns `l..h`.
+    #[inline(always)]
+    pub(super) fn row(&mut self, xi: f64, y_pad: &[f64], l: usize, h: usize) {
+        let end = self.start + h.saturating_sub(l) as u64;
+        while self.t < self.size && self.next < end {
+            // Below `end`, so within the row: the offset is below h − l.
+            let col = l + (self.next - self.start) as usize;
+            self.take(xi - y_pad[col + super::PAD]);
+        }
+        self.start = end;
+    }
+}
+
+/// From a sample of the `candidates` of a window above `below` differences, a value likely
+/// below the `low`-th difference and one likely above the `high`-th: the sample positions
+/// expected for those ranks, widened by 2.5 standard deviations of a binomial count (a
+/// stratified sample varies less, so this is generous). Two linear-time selections, no sort.
+/// Returns `(a, b)` with a ≤ b.
 pub(super) fn pick_bracket(
     sample: &mut [f64],
-    windows: &Windows,
+    (below, candidates): (u64, u64),
     low: u64,
     high: u64,
 ) -> Option<(f64, f64)> {
@@ -65,8 +126,7 @@ pub(super) fn pick_bracket(
     if s == 0 {
         return None;
     }
-    let position =
-        |k: u64| k.saturating_sub(windows.below) as f64 / windows.candidates as f64 * s as f64;
+    let position = |k: u64| k.saturating_sub(below) as f64 / candidates as f64 * s as f64;
     let spread = 2.5 * (s as f64).sqrt();
     // Float-to-int `as` casts saturate; the clamps keep both indices in range.
     let ia = ((position(low) - spread).floor() as usize).clamp(1, s) - 1;
@@ -86,14 +146,13 @@ pub(super) fn pick_bracket(
 /// size (Johnson & Mizoguchi 1978): at least a quarter of the candidates lie on each side.
 pub(super) fn weighted_median_pivot(
     d: &Differences<'_>,
-    windows: &Windows,
+    window: Window,
     pairs: &mut Vec<(f64, u64)>,
 ) -> Option<f64> {
     pairs.clear();
-    for (row, &[l, h]) in windows.rows.iter().enumerate() {
+    for (row, (l, h)) in window.rows(d).enumerate() {
         if h > l {
-            let middle = l as usize + (h - l) as usize / 2;
-            pairs.push((d.at(row, middle), u64::from(h - l)));
+            pairs.push((d.at(row, l + (h - l) / 2), (h - l) as u64));
         }
     }
     weighted_median(pairs)

@@ -40,11 +40,11 @@ struct Aim {
 
 impl Known {
     /// Takes in a pass's counts for pivots `a ≤ b`: `le_a = #{d ≤ a}`, `lt_b = #{d < b}`.
-    /// Returns true when the window left after interpolated pivots is far wider than aimed
-    /// at: the counts jump there (ties: the pivots fell between two values each held by many
-    /// differences, and only a pivot equal to a difference can split such a block), or the
-    /// line bent more than expected; either way a difference near the target's share of the
-    /// window is the better next pivot.
+    /// Returns true when interpolated pivots met ties: they bracket k but leave a window far
+    /// wider than aimed at (the counts jump there: values each held by many differences), or
+    /// no difference lies between them (a gap between such values). Only a pivot equal to a
+    /// difference can split a block of equal ones; a line cannot. (A miss without either is
+    /// the line's bend, which the next line's margin takes in.)
     pub(super) fn learn(&mut self, k: u64, (a, b): (f64, f64), (le_a, lt_b): (u64, u64)) -> bool {
         let cuts = [
             (
@@ -78,7 +78,9 @@ impl Known {
         let off = |aimed: Option<u64>, got: u64| aimed.map_or(0, |r| r.abs_diff(got));
         self.miss = Some((off(aim.low, le_a).max(off(aim.high, lt_b)), aim.width));
         let aimed = aim.high.unwrap_or(k).saturating_sub(aim.low.unwrap_or(k));
-        self.width().is_some_and(|w| w > 4 * aimed.max(1))
+        let bracketed = le_a < k && k <= lt_b;
+        let wide = self.width().is_some_and(|w| w > 4 * aimed.max(1));
+        (bracketed && wide) || (a < b && le_a == lt_b)
     }
 
     /// The count between the known bounds, when both are known.
@@ -247,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn a_window_far_wider_than_aimed_reports_ties() {
+    fn ties_are_a_bracket_far_wider_than_aimed_or_a_gap() {
         let mut known = Known {
             below: bound(0.0, 0),
             above: bound(1024.0, 1_024_000),
@@ -260,6 +262,20 @@ mod tests {
         // Window 200,000, last miss 111,000 at 1,024,000: expected 4,234, margin 16,936.
         let _ = known.pivots(512_000, BILLION, 1_000).unwrap();
         assert!(!known.learn(512_000, (511.5, 512.5), (495_000, 529_000)));
+        let fresh = || Known {
+            below: bound(0.0, 0),
+            above: bound(1024.0, 1_024_000),
+            aim: None,
+            miss: Some((0, 1)),
+        };
+        // A miss to one side: the line bent, no ties.
+        let mut known = fresh();
+        let (a, b) = known.pivots(512_000, BILLION, 1_000).unwrap();
+        assert!(!known.learn(512_000, (a, b), (505_000, 508_000)));
+        // No difference between the two pivots: a gap between blocks of equal ones.
+        let mut known = fresh();
+        let (a, b) = known.pivots(512_000, BILLION, 1_000).unwrap();
+        assert!(known.learn(512_000, (a, b), (510_000, 510_000)));
     }
 
     #[test]

@@ -19,8 +19,8 @@ struct Target {
     pivots: Option<(f64, f64)>,
     /// The last round removed less than a quarter: pivot on the weighted median next.
     guaranteed: bool,
-    /// The last interpolated round left a window far wider than aimed at (a block of equal
-    /// differences, or a bend): a sample's pivots next, which are differences themselves.
+    /// An interpolated round met ties (see `Known::learn`): from then on a sample's pivots,
+    /// which are differences themselves and can split blocks of equal ones.
     tied: bool,
     /// The k-th difference and, when known, the (k+1)-th.
     found: Option<(f64, Option<f64>)>,
@@ -47,7 +47,8 @@ impl Target {
             self.found = Some((a, (le_a > self.k).then_some(a)));
             return;
         }
-        self.tied = self.known.learn(self.k, (a, b), (le_a, lt_b));
+        // Once ties are seen, lines stay off for the target: its window holds few values.
+        self.tied |= self.known.learn(self.k, (a, b), (le_a, lt_b));
         if let Some(value) = self.known.single_value() {
             let more = self.known.above_count().is_some_and(|c| c > self.k);
             self.found = Some((value, more.then_some(value)));

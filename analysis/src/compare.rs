@@ -5,7 +5,7 @@
 use thiserror::Error;
 
 use crate::hodges_lehmann::{ShiftInterval, shift_interval};
-use crate::mann_whitney::{PValueMethod, rank_test};
+use crate::mann_whitney::{PValueMethod, rank_test, run_terms};
 use crate::sample::Descriptive;
 
 /// Why two samples cannot be compared.
@@ -69,12 +69,16 @@ pub fn compare(
 /// [`CompareError`] when a side is empty or the level is outside (0, 1).
 pub(crate) fn compare_sorted(x: &[f64], y: &[f64], level: f64) -> Result<Comparison, CompareError> {
     check_level(level)?;
-    let test = rank_test(x, y);
-    // Large samples: the statistics on a second thread while the interval is selected.
-    let ((experiment, control), shift) = crate::parallel::join_if(
+    // The interval needs only the ties within each sample; large samples get the rank test
+    // and the statistics on a second thread while the interval is selected.
+    let within = run_terms(x) + run_terms(y);
+    let ((test, (experiment, control)), shift) = crate::parallel::join_if(
         x.len() + y.len() >= PARALLEL_LEN,
-        || (Descriptive::of_sorted(x), Descriptive::of_sorted(y)),
-        || shift_interval(x, y, &test.ties, level),
+        || {
+            let test = rank_test(x, y);
+            (test, (Descriptive::of_sorted(x), Descriptive::of_sorted(y)))
+        },
+        || shift_interval(x, y, within, level),
     );
     let shift = shift.ok_or(CompareError::Empty { side: "experiment" })?;
     let (mean_x, mean_y) = (experiment.mean, control.mean);

@@ -20,7 +20,7 @@
 //! * R's normal-approximation estimate is a root of the uncorrected statistic, somewhere in
 //!   the flat region around the median; ours is always the classical median of differences.
 
-use crate::mann_whitney::{TieTerms, two_sided_z};
+use crate::mann_whitney::two_sided_z;
 use crate::selection::Differences;
 
 /// The estimate and interval for the shift x − y.
@@ -38,11 +38,12 @@ pub struct ShiftInterval {
 }
 
 /// Ranks of the interval bounds among the n·m sorted differences (§3.3 closed forms).
-pub fn interval_ranks(n: usize, m: usize, ties: &TieTerms, level: f64) -> (u64, u64) {
+/// `within`: T_x + T_y, the tie terms Σ(t³ − t) within each sample
+/// ([`crate::mann_whitney::run_terms`]).
+pub fn interval_ranks(n: usize, m: usize, within: f64, level: f64) -> (u64, u64) {
     let count = n as u64 * m as u64;
     let nm = count as f64;
     let big_n = (n + m) as f64;
-    let within = ties.within_x + ties.within_y;
     let tie_term = if big_n > 1.0 {
         within / (big_n * (big_n - 1.0))
     } else {
@@ -58,13 +59,13 @@ pub fn interval_ranks(n: usize, m: usize, ties: &TieTerms, level: f64) -> (u64, 
     (k_low, k_high.max(k_low))
 }
 
-/// Estimate and interval for ascending, finite, non-empty x and y. `None` only if a sample is
-/// empty.
-pub fn shift_interval(x: &[f64], y: &[f64], ties: &TieTerms, level: f64) -> Option<ShiftInterval> {
+/// Estimate and interval for ascending, finite, non-empty x and y; `within` as for
+/// [`interval_ranks`]. `None` only if a sample is empty.
+pub fn shift_interval(x: &[f64], y: &[f64], within: f64, level: f64) -> Option<ShiftInterval> {
     let (x_min, x_max, y_min, y_max) = (*x.first()?, *x.last()?, *y.first()?, *y.last()?);
     let diffs = Differences::new(x, y);
     let count = diffs.count();
-    let (k_low, k_high) = interval_ranks(x.len(), y.len(), ties, level);
+    let (k_low, k_high) = interval_ranks(x.len(), y.len(), within, level);
     // The median's rank and the two interval ranks, selected together.
     let middle = count.div_ceil(2);
     let found = diffs.select_many_with_next(&[k_low, middle, k_high])?;

@@ -30,6 +30,7 @@
 //! NaN and −0.0 (see `Sample::new`), so IEEE comparison and `total_cmp` agree.
 
 mod interpolate;
+mod pass;
 mod pivots;
 mod rounds;
 #[cfg(test)]

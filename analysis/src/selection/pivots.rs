@@ -28,7 +28,7 @@ pub(super) fn draw_sample(
     if size == 0 {
         return None;
     }
-    let mut sampler = Sampler::new(candidates, size, seed ^ candidates, values);
+    let mut sampler = Sampler::new(candidates, size, seed ^ candidates, std::mem::take(values));
     if window == Window::default() {
         // The whole matrix: position p is row p / m, column p % m.
         let m = d.cols() as u64;
@@ -41,6 +41,7 @@ pub(super) fn draw_sample(
             sampler.row(xi, &d.y_pad, l, h);
         }
     }
+    *values = sampler.into_values();
     (!values.is_empty()).then_some(())
 }
 
@@ -55,7 +56,7 @@ pub(super) fn sample_size(d: &Differences<'_>) -> u64 {
 /// C/s is a multiple of the row length.) C may be an estimate (a pass that samples the
 /// window between its pivots learns C only at its end): then about s·C_true/C values come
 /// out, spread over the whole window all the same.
-pub(super) struct Sampler<'v> {
+pub(super) struct Sampler {
     step: f64,
     size: u64,
     t: u64,
@@ -63,14 +64,21 @@ pub(super) struct Sampler<'v> {
     /// Candidates in the rows before the current one.
     start: u64,
     rng: SplitMix64,
-    values: &'v mut Vec<f64>,
+    values: Vec<f64>,
 }
 
-impl<'v> Sampler<'v> {
-    pub(super) fn new(candidates: u64, size: u64, seed: u64, values: &'v mut Vec<f64>) -> Self {
+impl Sampler {
+    /// A sampler of about `size` of `candidates`, filling `values` (cleared first).
+    pub(super) fn new(candidates: u64, size: u64, seed: u64, values: Vec<f64>) -> Self {
+        let step = candidates as f64 / size.max(1) as f64;
+        Self::stepping(step, size, seed, values)
+    }
+
+    /// A sampler of one in every `step` candidates, at most `size` of them.
+    pub(super) fn stepping(step: f64, size: u64, seed: u64, mut values: Vec<f64>) -> Self {
         values.clear();
         let mut sampler = Self {
-            step: candidates as f64 / size.max(1) as f64,
+            step,
             size,
             t: 0,
             next: 0,
@@ -84,6 +92,11 @@ impl<'v> Sampler<'v> {
 
     fn position(&mut self, t: u64) -> u64 {
         ((t as f64 + self.rng.unit()) * self.step) as u64
+    }
+
+    /// The sample taken.
+    pub(super) fn into_values(self) -> Vec<f64> {
+        self.values
     }
 
     /// The position of the next sample point, while the sample is not complete.

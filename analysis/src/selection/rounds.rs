@@ -7,7 +7,8 @@
 
 use super::Differences;
 use super::interpolate::Known;
-use super::pivots::{Sampler, draw_sample, pick_bracket, sample_size, weighted_median_pivot};
+use super::pass::{Outcome, Want, pass};
+use super::pivots::{draw_sample, pick_bracket, sample_size, weighted_median_pivot};
 use super::window::Window;
 
 /// One target rank during the rounds.
@@ -15,8 +16,9 @@ struct Target {
     k: u64,
     /// Its window and the counts seen around it.
     known: Known,
-    /// Pivots for the next pass, when already chosen.
-    pivots: Option<(f64, f64)>,
+    /// Pivots for the next pass, when already chosen, with the number of differences a
+    /// sample put between them.
+    pivots: Option<((f64, f64), u64)>,
     /// The last round removed less than a quarter: pivot on the weighted median next.
     guaranteed: bool,
     /// An interpolated round met ties (see `Known::learn`): from then on a sample's pivots,
@@ -64,64 +66,6 @@ impl Target {
 struct Work {
     values: Vec<f64>,
     pairs: Vec<(f64, u64)>,
-    /// The differences a pass copied out between each target's pivots.
-    between: [Between; 3],
-}
-
-/// The differences a pass copies out of each row between a target's two pivots, into memory
-/// allocated zeroed and touched only as far as it is written.
-#[derive(Default)]
-struct Between {
-    /// `cap + PAD` values: every row writes [`super::PAD`] at once.
-    values: Vec<f64>,
-    len: usize,
-    /// More than `cap` did not fit: the copy is void.
-    overflowed: bool,
-}
-
-impl Between {
-    /// Ready for a pass of at most `cap` differences.
-    fn reset(&mut self, cap: usize) {
-        if self.values.len() != cap + super::PAD {
-            self.values = vec![0.0; cap + super::PAD];
-        }
-        self.len = 0;
-        self.overflowed = false;
-    }
-
-    /// The row's differences `xi − y_pad[c + PAD]` for columns `le..lt`: the usual few by
-    /// one vector write of [`super::PAD`] (the extra ones are overwritten by the next row's),
-    /// longer runs one by one.
-    #[inline(always)]
-    fn row(&mut self, xi: f64, y_pad: &[f64], le: usize, lt: usize) {
-        let here = lt.saturating_sub(le);
-        if here == 0 || self.overflowed {
-            return;
-        }
-        let room = self.values.len() - super::PAD;
-        if self.len + here > room {
-            self.overflowed = true;
-            return;
-        }
-        let from = le + super::PAD;
-        if here <= super::PAD {
-            let to = &mut self.values[self.len..self.len + super::PAD];
-            for (v, &y) in to.iter_mut().zip(&y_pad[from..from + super::PAD]) {
-                *v = xi - y;
-            }
-        } else {
-            let to = &mut self.values[self.len..self.len + here];
-            for (v, &y) in to.iter_mut().zip(&y_pad[from..from + here]) {
-                *v = xi - y;
-            }
-        }
-        self.len += here;
-    }
-
-    /// The differences copied, unless they overflowed.
-    fn copied(&mut self) -> Option<&mut [f64]> {
-        (!self.overflowed).then(|| &mut self.values[..self.len])
-    }
 }
 
 /// The k-th difference (and the (k+1)-th when found on the way) for each k in `ranks`, all
@@ -148,8 +92,15 @@ fn shared_rounds(d: &Differences<'_>, targets: &mut [Target], work: &mut Work) -
     // The sample's share between the pivots estimates the window's size.
     let inside = work.values.iter().filter(|&&v| a < v && v < b).count() as f64;
     let estimate = (d.count() as f64 * inside / work.values.len() as f64) as u64;
-    let mut sampler = Sampler::new(estimate, sample_size(d), first ^ last ^ 1, &mut work.values);
-    let [sums] = count(d, [(a, b)], [Extra::Sample(&mut sampler)]);
+    let size = sample_size(d);
+    let want = Want::Sample {
+        step: estimate.max(1) as f64 / size as f64,
+        size: 4 * size,
+        seed: first ^ last ^ 1,
+    };
+    let [outcome] = pass(d, [(a, b)], [want]);
+    let sums = outcome.sums;
+    work.values = outcome.sample;
     for t in targets.iter_mut() {
         t.learn(d, (a, b), sums);
     }
@@ -161,7 +112,7 @@ fn shared_rounds(d: &Differences<'_>, targets: &mut [Target], work: &mut Work) -
     if exact && open && !work.values.is_empty() {
         for t in targets.iter_mut() {
             let window = (sums.0, sums.1 - sums.0);
-            t.pivots = pick_bracket(&mut work.values, window, t.k, t.k);
+            t.pivots = bracket_from_sample(&mut work.values, window, t.k);
         }
     }
     Some(())
@@ -202,7 +153,7 @@ pub(super) fn select_with_pivots(
     pivots: (f64, f64),
 ) -> Option<(f64, Option<f64>)> {
     let mut target = Target::new(k);
-    target.pivots = Some(pivots);
+    target.pivots = Some((pivots, 0));
     narrow_all(d, vec![target], &mut Work::default())?.pop()
 }
 
@@ -212,10 +163,11 @@ fn finish_at(d: &Differences<'_>) -> u64 {
     (d.x.len() + d.cols()).max(4096) as u64
 }
 
-/// The smallest margin an interpolated pivot aims at: windows of about a quarter of n + m
-/// are finished at once (see [`finish_at`]).
+/// The smallest margin an interpolated pivot aims at: windows of about a sixteenth of n + m,
+/// copied out by the pass that finds them (see [`finish_at`]). The last lines on smooth data
+/// miss by a few hundred to a few thousand at n = m = 100,000, against a margin of 6,250.
 fn interpolation_floor(d: &Differences<'_>) -> u64 {
-    finish_at(d) / 8
+    finish_at(d) / 32
 }
 
 /// The pivots of a target's next pass, and whether the pass should copy out the differences
@@ -224,28 +176,56 @@ fn choose_pivots(
     d: &Differences<'_>,
     t: &mut Target,
     work: &mut Work,
-) -> Option<((f64, f64), bool)> {
-    if let Some(given) = t.pivots.take() {
-        return Some((given, false));
-    }
-    let window = t.known.window();
-    if t.guaranteed {
-        let p = weighted_median_pivot(d, window, &mut work.pairs)?;
-        return Some(((p, p), false));
-    }
-    let line = (!t.tied)
-        .then(|| t.known.pivots(t.k, d.count(), interpolation_floor(d)))
-        .flatten();
-    if let Some(line) = line {
-        let copy = t
-            .known
-            .aimed_window()
-            .is_some_and(|w| w <= finish_at(d) / 2);
-        return Some((line, copy));
-    }
-    draw_sample(d, window, t.k, &mut work.values)?;
-    let span = (window.below_count(), window.candidates(d));
-    Some((pick_bracket(&mut work.values, span, t.k, t.k)?, false))
+) -> Option<((f64, f64), Want)> {
+    let sampled = match t.pivots.take() {
+        Some(given) => given,
+        None if t.guaranteed => {
+            let p = weighted_median_pivot(d, t.known.window(), &mut work.pairs)?;
+            return Some(((p, p), Want::Nothing));
+        }
+        None => {
+            let line = (!t.tied)
+                .then(|| t.known.pivots(t.k, d.count(), interpolation_floor(d)))
+                .flatten();
+            if let Some(line) = line {
+                // Copied out when aimed to leave few enough; a window found far wider (ties)
+                // stops the copy at four times the aim.
+                let aimed = t.known.aimed_window().filter(|&w| w <= finish_at(d) / 2);
+                let want = match aimed {
+                    Some(w) => Want::Copy {
+                        cap: usize::try_from((4 * w).min(finish_at(d))).ok()?,
+                    },
+                    None => Want::Nothing,
+                };
+                return Some((line, want));
+            }
+            let window = t.known.window();
+            draw_sample(d, window, t.k, &mut work.values)?;
+            let span = (window.below_count(), window.candidates(d));
+            bracket_from_sample(&mut work.values, span, t.k)?
+        }
+    };
+    // A window that will want a sample's pivots again (ties, or too wide for a line) is
+    // sampled by this very pass.
+    let (pivots, inside) = sampled;
+    let again = t.tied || inside > d.count() / 16;
+    let size = sample_size(d);
+    let want = Want::Sample {
+        step: (inside as f64 / size as f64).max(1.0),
+        size: 4 * size,
+        seed: t.k ^ inside,
+    };
+    Some((pivots, if again { want } else { Want::Nothing }))
+}
+
+/// Pivots bracketing rank k from a sample of a window (`span`: the differences below it and
+/// in it), and the number of differences the sample puts between them.
+fn bracket_from_sample(sample: &mut [f64], span: (u64, u64), k: u64) -> Option<((f64, f64), u64)> {
+    let (a, b) = pick_bracket(sample, span, k, k)?;
+    // At least one sample gap: with ties no sample value may lie strictly between.
+    let inside = sample.iter().filter(|&&v| a < v && v < b).count().max(1) as f64;
+    let estimate = span.1 as f64 * inside / sample.len() as f64;
+    Some(((a, b), estimate as u64))
 }
 
 /// One round for up to three targets: their pivots, one staircase pass counting all of
@@ -253,86 +233,35 @@ fn choose_pivots(
 /// pass copied out when they are exactly the window left).
 fn round(d: &Differences<'_>, group: &mut [&mut Target], work: &mut Work) -> Option<()> {
     let mut pivots = Vec::with_capacity(group.len());
-    let mut copy = [false; 3];
-    for (q, t) in group.iter_mut().enumerate() {
-        let (chosen, wanted) = choose_pivots(d, t, work)?;
+    let mut wants = Vec::with_capacity(group.len());
+    for t in group.iter_mut() {
+        let (chosen, want) = choose_pivots(d, t, work)?;
         pivots.push(chosen);
-        copy[q] = wanted;
+        wants.push(want);
     }
-    let cap = usize::try_from(finish_at(d)).ok()?;
-    let [b0, b1, b2] = &mut work.between;
-    let [o0, o1, o2] = [b0, b1, b2].map(|b| {
-        b.reset(cap);
-        b
-    });
-    let outs = |q: usize, b| {
-        if copy[q] {
-            Extra::Copy(b)
-        } else {
-            Extra::Nothing
-        }
-    };
-    let sums = match *pivots.as_slice() {
-        [p] => count(d, [p], [outs(0, o0)]).to_vec(),
-        [p, q] => count(d, [p, q], [outs(0, o0), outs(1, o1)]).to_vec(),
-        [p, q, s] => count(d, [p, q, s], [outs(0, o0), outs(1, o1), outs(2, o2)]).to_vec(),
+    let outcomes: Vec<Outcome> = match (pivots.as_slice(), wants.as_slice()) {
+        (&[p], &[w]) => pass(d, [p], [w]).into(),
+        (&[p, q], &[w, v]) => pass(d, [p, q], [w, v]).into(),
+        (&[p, q, s], &[w, v, u]) => pass(d, [p, q, s], [w, v, u]).into(),
         _ => return None,
     };
-    for (q, ((t, &p), &sum)) in group.iter_mut().zip(&pivots).zip(&sums).enumerate() {
+    for ((t, &p), outcome) in group.iter_mut().zip(&pivots).zip(outcomes) {
+        let sum = outcome.sums;
         t.learn(d, p, sum);
         let window = t.known.window();
         let exact = window.below_count() == sum.0 && t.known.above_count() == Some(sum.1);
-        if t.found.is_none()
-            && copy[q]
-            && exact
-            && let Some(between) = work.between[q].copied()
-        {
-            t.found = Some(select_rank(between, t.k - sum.0)?);
+        if t.found.is_some() || !exact {
+            continue;
+        }
+        if let Some(mut between) = outcome.between {
+            t.found = Some(select_rank(&mut between, t.k - sum.0)?);
+        } else if !outcome.sample.is_empty() && (outcome.sample.len() as u64) < 4 * sample_size(d) {
+            // (A sample that reached its size stopped before the last rows: not taken.)
+            let mut sample = outcome.sample;
+            t.pivots = bracket_from_sample(&mut sample, (sum.0, sum.1 - sum.0), t.k);
         }
     }
     Some(())
-}
-
-/// What a pass takes out of the differences strictly between a target's two pivots, besides
-/// counting.
-enum Extra<'a, 'v> {
-    Nothing,
-    /// All of them.
-    Copy(&'a mut Between),
-    /// A sample.
-    Sample(&'a mut Sampler<'v>),
-}
-
-/// One staircase pass: for each of the `T` pivot pairs `(a, b)`, the sums over the rows of
-/// `#{d ≤ a}` and `#{d < b}`, and the target's [`Extra`] of the differences strictly
-/// between a and b.
-///
-/// A staircase is a chain of dependent steps (each row starts where the previous one
-/// stopped); the 2·T chains of the targets are independent and run side by side.
-fn count<const T: usize>(
-    d: &Differences<'_>,
-    pivots: [(f64, f64); T],
-    mut extras: [Extra<'_, '_>; T],
-) -> [(u64, u64); T] {
-    let y = &d.y_pad[..];
-    let mut at = [[d.cols(); 2]; T];
-    let mut sums = [(0u64, 0u64); T];
-    for &xi in d.x {
-        for q in 0..T {
-            let (a, b) = pivots[q];
-            let [le, lt] = &mut at[q];
-            *le = super::walk_gt(xi, y, *le, a);
-            *lt = super::walk_ge(xi, y, *lt, b);
-            sums[q].0 += *le as u64;
-            sums[q].1 += *lt as u64;
-            match &mut extras[q] {
-                Extra::Nothing => {}
-                Extra::Copy(out) => out.row(xi, y, *le, *lt),
-                Extra::Sample(sampler) => sampler.row(xi, y, *le, *lt),
-            }
-        }
-    }
-    sums
 }
 
 /// The k-th difference among few candidates: copies them out and selects in linear time.

@@ -18,7 +18,7 @@ use crate::compare::{Comparison, compare_sorted};
 use crate::config::{EffectMeasure, Metric, MetricConfig, MetricData, TOLERANCE};
 use crate::mann_whitney::PValueMethod;
 use crate::rate_ratio::{Counts, RateRatio, rate_ratio};
-use crate::sample::Descriptive;
+use crate::sample::{Descriptive, Sample};
 
 /// The verdict on one metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -153,41 +153,69 @@ pub fn classify(metric: &Metric, confidence: f64) -> MetricResult {
         MetricData::Samples {
             control,
             experiment,
-        } => {
-            // Each cleaned side is sorted once, for its statistics and the comparison; large
-            // sides on two threads.
-            let large = experiment.values().len() + control.values().len() >= PARALLEL_LEN;
-            let (x, y) = crate::parallel::join_if(
-                large,
-                || {
-                    experiment
-                        .clean(cfg.nan_strategy, cfg.outliers)
-                        .into_sorted()
-                },
-                || control.clean(cfg.nan_strategy, cfg.outliers).into_sorted(),
-            );
-            classify_samples(cfg, &x, &y, confidence)
-        }
+        } => classify_sides(cfg, (experiment, control), Sample::clone, confidence),
         MetricData::Counts {
             control,
             experiment,
-        } => {
-            let mut result = blank(cfg);
-            result.experiment = experiment.as_ref().map(SideStats::of_counts);
-            result.control = control.as_ref().map(SideStats::of_counts);
-            let (Some(x), Some(y)) = (experiment, control) else {
-                let side = if control.is_none() {
-                    "control"
-                } else {
-                    "experiment"
-                };
-                return no_data(result, cfg, side);
-            };
-            match rate_ratio(*x, *y, confidence) {
-                Ok(r) => judge_rates(result, cfg, &r),
-                Err(e) => error(result, &e.to_string()),
-            }
-        }
+        } => classify_counts(cfg, *experiment, *control, confidence),
+    }
+}
+
+/// [`classify`] of a metric given away: its samples are cleaned and sorted in their own
+/// memory instead of a copy (at 100,000 points a side, 1.6 MB less to touch).
+pub fn classify_owned(metric: Metric, confidence: f64) -> MetricResult {
+    let cfg = &metric.config;
+    match metric.data {
+        MetricData::Samples {
+            control,
+            experiment,
+        } => classify_sides(cfg, (experiment, control), |s| s, confidence),
+        MetricData::Counts {
+            control,
+            experiment,
+        } => classify_counts(cfg, experiment, control, confidence),
+    }
+}
+
+/// The samples `(experiment, control)`, each taken by `own` and cleaned and sorted once,
+/// for its statistics and the comparison; large sides on two threads.
+fn classify_sides<S: std::borrow::Borrow<Sample> + Send>(
+    cfg: &MetricConfig,
+    (experiment, control): (S, S),
+    own: impl Fn(S) -> Sample + Sync,
+    confidence: f64,
+) -> MetricResult {
+    let large =
+        experiment.borrow().values().len() + control.borrow().values().len() >= PARALLEL_LEN;
+    let side = |s: S| {
+        own(s)
+            .into_clean(cfg.nan_strategy, cfg.outliers)
+            .into_sorted()
+    };
+    let (x, y) = crate::parallel::join_if(large, || side(experiment), || side(control));
+    classify_samples(cfg, &x, &y, confidence)
+}
+
+fn classify_counts(
+    cfg: &MetricConfig,
+    experiment: Option<Counts>,
+    control: Option<Counts>,
+    confidence: f64,
+) -> MetricResult {
+    let mut result = blank(cfg);
+    result.experiment = experiment.as_ref().map(SideStats::of_counts);
+    result.control = control.as_ref().map(SideStats::of_counts);
+    let (Some(x), Some(y)) = (experiment, control) else {
+        let side = if control.is_none() {
+            "control"
+        } else {
+            "experiment"
+        };
+        return no_data(result, cfg, side);
+    };
+    match rate_ratio(x, y, confidence) {
+        Ok(r) => judge_rates(result, cfg, &r),
+        Err(e) => error(result, &e.to_string()),
     }
 }
 

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{MetricResult, classify};
+use crate::classify::{MetricResult, classify, classify_owned};
 use crate::config::JudgeRequest;
 use crate::score::{GroupScore, Verdict, score};
 
@@ -27,6 +27,20 @@ pub fn judge(request: &JudgeRequest) -> Judgement {
         .iter()
         .map(|m| classify(m, request.confidence))
         .collect();
+    scored(metrics, request)
+}
+
+/// [`judge`] of a request given away: each sample is cleaned and sorted in its own memory.
+pub fn judge_owned(mut request: JudgeRequest) -> Judgement {
+    let confidence = request.confidence;
+    let metrics: Vec<MetricResult> = std::mem::take(&mut request.metrics)
+        .into_iter()
+        .map(|m| classify_owned(m, confidence))
+        .collect();
+    scored(metrics, &request)
+}
+
+fn scored(metrics: Vec<MetricResult>, request: &JudgeRequest) -> Judgement {
     let summary = score(&metrics, &request.group_weights, request.thresholds);
     Judgement {
         score: summary.score,
@@ -34,5 +48,35 @@ pub fn judge(request: &JudgeRequest) -> Judgement {
         reason: summary.reason,
         groups: summary.groups,
         metrics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Judging a request given away equals judging it borrowed: NaN removed or replaced,
+    /// outliers kept or removed, a rate metric, a side with nothing left.
+    #[test]
+    fn judging_owned_equals_judging_borrowed() {
+        let text = r#"{"metrics": [
+            {"name": "a", "direction": "increase", "nanStrategy": "remove",
+             "control": [1, 2, null, 3, 4, 5, 6], "experiment": [2, 3, "NaN", 4, 5, 60, 7]},
+            {"name": "b", "direction": "either", "nanStrategy": "replace",
+             "outliers": {"strategy": "remove", "factor": 1.5},
+             "control": [1, 2, null, 3, 4, 5, 90], "experiment": [2, 3, "NaN", 4, 5, 6, 7]},
+            {"name": "c", "direction": "increase", "control": [null, null], "experiment": [1]},
+            {"name": "d", "direction": "increase", "test": "rateRatio",
+             "control": {"events": [0, 1, 2], "total": 5000},
+             "experiment": {"events": 12, "total": 5000}}
+        ]}"#;
+        let request = crate::input::parse(text).unwrap();
+        let borrowed = judge(&request);
+        let owned = judge_owned(request);
+        assert_eq!(
+            serde_json::to_string(&borrowed).unwrap(),
+            serde_json::to_string(&owned).unwrap()
+        );
+        assert_eq!(borrowed.metrics.len(), 4);
     }
 }

@@ -28,4 +28,4 @@ mod sort;
 pub mod spec;
 
 pub use compare::{CompareError, Comparison, compare};
-pub use judge::{Judgement, judge};
+pub use judge::{Judgement, judge, judge_owned};

@@ -70,22 +70,23 @@ impl Sample {
 
     /// Applies the NaN strategy, then the outlier strategy (in that order, as Kayenta does).
     pub fn clean(&self, nan: NanStrategy, outliers: OutlierStrategy) -> CleanSample {
-        let without_nan: Vec<f64> = match nan {
-            NanStrategy::Remove => self
-                .values
-                .iter()
-                .copied()
-                .filter(|v| !v.is_nan())
-                .collect(),
-            NanStrategy::Replace => self
-                .values
-                .iter()
-                .map(|&v| if v.is_nan() { 0.0 } else { v })
-                .collect(),
-        };
+        self.clone().into_clean(nan, outliers)
+    }
+
+    /// [`Self::clean`] in the sample's own memory.
+    pub fn into_clean(self, nan: NanStrategy, outliers: OutlierStrategy) -> CleanSample {
+        let mut values = self.values;
+        match nan {
+            NanStrategy::Remove => values.retain(|v| !v.is_nan()),
+            NanStrategy::Replace => {
+                for v in values.iter_mut().filter(|v| v.is_nan()) {
+                    *v = 0.0;
+                }
+            }
+        }
         let values = match outliers {
-            OutlierStrategy::Keep => without_nan,
-            OutlierStrategy::Remove { factor } => remove_outliers(without_nan, factor),
+            OutlierStrategy::Keep => values,
+            OutlierStrategy::Remove { factor } => remove_outliers(values, factor),
         };
         CleanSample { values }
     }

@@ -44,7 +44,7 @@ pub fn run(args: &JudgeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", args.file.display()))?
     };
     let request = sluice_analysis::input::parse(&text).context("invalid judge input")?;
-    let judgement = sluice_analysis::judge(&request);
+    let judgement = sluice_analysis::judge_owned(request);
     let text = match args.output {
         Output::Json => format!("{}\n", serde_json::to_string_pretty(&judgement)?),
         Output::Table => table(&judgement),

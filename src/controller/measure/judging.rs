@@ -153,7 +153,7 @@ impl Taker<'_> {
             });
         }
         let request = judge::request(&fetched, run.spec.judgement.as_ref())?;
-        Ok((sluice_analysis::judge(&request), control, window))
+        Ok((sluice_analysis::judge_owned(request), control, window))
     }
 }
 

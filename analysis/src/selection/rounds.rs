@@ -16,11 +16,12 @@ struct Target {
     k: u64,
     /// Its window and the counts seen around it.
     known: Known,
-    /// Pivots for the next pass, when already chosen, with the number of differences a
-    /// sample put between them.
-    pivots: Option<((f64, f64), u64)>,
-    /// The last round removed less than a quarter: pivot on the weighted median next.
-    guaranteed: bool,
+    /// Pivots for the next pass, when already chosen from a sample.
+    pivots: Option<Sampled>,
+    /// Rounds in a row that removed less than a quarter of the window: after one (two when
+    /// ties call for a sample's pivots first) the weighted median is the next pivot, which
+    /// removes at least a quarter, so the rounds stay O(log nm) on any data.
+    stalled: u8,
     /// An interpolated round met ties (see `Known::learn`): from then on a sample's pivots,
     /// which are differences themselves and can split blocks of equal ones.
     tied: bool,
@@ -34,7 +35,7 @@ impl Target {
             k,
             known: Known::default(),
             pivots: None,
-            guaranteed: false,
+            stalled: 0,
             tied: false,
             found: None,
         }
@@ -57,7 +58,11 @@ impl Target {
             return;
         }
         let after = self.known.window().candidates(d);
-        self.guaranteed = after > before - before / 4;
+        if after > before - before / 4 {
+            self.stalled = self.stalled.saturating_add(1);
+        } else {
+            self.stalled = 0;
+        }
     }
 }
 
@@ -153,7 +158,11 @@ pub(super) fn select_with_pivots(
     pivots: (f64, f64),
 ) -> Option<(f64, Option<f64>)> {
     let mut target = Target::new(k);
-    target.pivots = Some((pivots, 0));
+    target.pivots = Some(Sampled {
+        pivots,
+        inside: 0,
+        tied: false,
+    });
     narrow_all(d, vec![target], &mut Work::default())?.pop()
 }
 
@@ -177,9 +186,10 @@ fn choose_pivots(
     t: &mut Target,
     work: &mut Work,
 ) -> Option<((f64, f64), Want)> {
+    let guaranteed = t.stalled >= 2 || (t.stalled == 1 && !t.tied);
     let sampled = match t.pivots.take() {
         Some(given) => given,
-        None if t.guaranteed => {
+        None if guaranteed => {
             let p = weighted_median_pivot(d, t.known.window(), &mut work.pairs)?;
             return Some(((p, p), Want::Nothing));
         }
@@ -205,9 +215,15 @@ fn choose_pivots(
             bracket_from_sample(&mut work.values, span, t.k)?
         }
     };
-    // A window that will want a sample's pivots again (ties, or too wide for a line) is
-    // sampled by this very pass.
-    let (pivots, inside) = sampled;
+    // A window that will want a sample's pivots (too wide for a line, or with ties) is
+    // sampled by this very pass; with ties the estimate may be far off, and a sample that
+    // reaches its size before the last row is dropped.
+    let Sampled {
+        pivots,
+        inside,
+        tied,
+    } = sampled;
+    t.tied |= tied;
     let again = t.tied || inside > d.count() / 16;
     let size = sample_size(d);
     let want = Want::Sample {
@@ -220,12 +236,29 @@ fn choose_pivots(
 
 /// Pivots bracketing rank k from a sample of a window (`span`: the differences below it and
 /// in it), and the number of differences the sample puts between them.
-fn bracket_from_sample(sample: &mut [f64], span: (u64, u64), k: u64) -> Option<((f64, f64), u64)> {
-    let (a, b) = pick_bracket(sample, span, k, k)?;
+fn bracket_from_sample(sample: &mut [f64], span: (u64, u64), k: u64) -> Option<Sampled> {
+    let pivots = pick_bracket(sample, span, k, k)?;
+    let (a, b) = pivots;
     // At least one sample gap: with ties no sample value may lie strictly between.
     let inside = sample.iter().filter(|&&v| a < v && v < b).count().max(1) as f64;
     let estimate = span.1 as f64 * inside / sample.len() as f64;
-    Some(((a, b), estimate as u64))
+    // In continuous data each pivot is in the sample once; more copies mean blocks of equal
+    // differences (data on a grid, such as milliseconds), which lines cannot split.
+    let copies = sample.iter().filter(|&&v| v == a || v == b).count();
+    Some(Sampled {
+        pivots,
+        inside: estimate as u64,
+        tied: copies > 4,
+    })
+}
+
+/// Pivots from a sample, the number of differences it put between them, and whether it
+/// showed ties.
+#[derive(Debug, Clone, Copy)]
+struct Sampled {
+    pivots: (f64, f64),
+    inside: u64,
+    tied: bool,
 }
 
 /// One round for up to three targets: their pivots, one staircase pass counting all of

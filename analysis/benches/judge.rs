@@ -11,6 +11,11 @@
 //! `input` times the phases of `kubectl sluice judge` on 100,000 + 100,000 points: parsing and
 //! validating the JSON text, and judging the parsed request (see `benches/judge_vs_scipy.py`
 //! for the whole process against scipy).
+//! `selection` times the exact selection of the estimate and the 98 % interval's bounds
+//! (three order statistics of the 10^10 pairwise differences) at 100,000 a side on data of
+//! several shapes: the latency-like samples, the same rounded to whole and to tenth units
+//! (data on a grid: blocks of equal differences), log-normal with σ = 2 (a sharp bend), and
+//! two ranks in the 1 % tails.
 //! Run: `cargo bench -p sluice-analysis --bench judge` (one group: append its name).
 
 use criterion::measurement::{Measurement, ValueFormatter};
@@ -247,6 +252,64 @@ fn sample(values: Vec<f64>) -> Sample {
     }
 }
 
+/// Sorted samples of one shape (see the module's comment) and the ranks to select.
+fn selection_case(shape: &str, n: usize) -> (Vec<f64>, Vec<f64>, Vec<u64>) {
+    let round = |v: Vec<f64>, unit: f64| v.into_iter().map(|x| (x / unit).round() * unit).collect();
+    let log_normal = |seed, shift: f64| -> Vec<f64> {
+        let u = minstd(seed, 2 * n);
+        (0..n)
+            .map(|i| {
+                let z =
+                    (-2.0 * u[2 * i].ln()).sqrt() * (std::f64::consts::TAU * u[2 * i + 1]).cos();
+                (2.0 * z).exp() + shift
+            })
+            .collect()
+    };
+    let (mut x, mut y): (Vec<f64>, Vec<f64>) = match shape {
+        "whole_units" => (
+            round(latency(1234, n, 0.5), 1.0),
+            round(latency(4321, n, 0.0), 1.0),
+        ),
+        "tenth_units" => (
+            round(latency(1234, n, 0.5), 0.1),
+            round(latency(4321, n, 0.0), 0.1),
+        ),
+        "log_normal" => (log_normal(1234, 0.3), log_normal(4321, 0.0)),
+        _ => (latency(1234, n, 0.5), latency(4321, n, 0.0)),
+    };
+    x.sort_by(f64::total_cmp);
+    y.sort_by(f64::total_cmp);
+    let total = (n * n) as u64;
+    let ranks = if shape == "tails" {
+        vec![total / 100, total - total / 100]
+    } else {
+        let within = sluice_analysis::mann_whitney::run_terms(&x)
+            + sluice_analysis::mann_whitney::run_terms(&y);
+        let (low, high) = sluice_analysis::hodges_lehmann::interval_ranks(n, n, within, 0.98);
+        vec![low, total.div_ceil(2), high]
+    };
+    (x, y, ranks)
+}
+
+fn bench_selection(c: &mut Criterion) {
+    let mut group = c.benchmark_group("selection");
+    group.sample_size(20);
+    for shape in [
+        "latency",
+        "whole_units",
+        "tenth_units",
+        "log_normal",
+        "tails",
+    ] {
+        let (x, y, ranks) = selection_case(shape, 100_000);
+        let d = sluice_analysis::selection::Differences::new(&x, &y);
+        group.bench_function(format!("100000x2_{shape}"), |b| {
+            b.iter(|| d.select_many_with_next(black_box(&ranks)))
+        });
+    }
+    group.finish();
+}
+
 fn bench_judgement(c: &mut Criterion) {
     let mut group = c.benchmark_group("judgement");
     group.sample_size(50);
@@ -297,7 +360,8 @@ criterion_group!(
     bench_compare,
     bench_rate_ratio,
     bench_judgement,
-    bench_input
+    bench_input,
+    bench_selection
 );
 criterion_group! {
     name = cpu;

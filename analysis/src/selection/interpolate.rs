@@ -117,8 +117,9 @@ impl Known {
     /// Pivots aimed at ranks k − M and k + M on the line between the known points (a side
     /// whose aim falls outside the window stays at its known bound), or `None` while the
     /// target is not bracketed, or only within more than a sixteenth of all `total`
-    /// differences (where the counting function bends too much for a line; a sample's pivots
-    /// are better there), or when both aims fall outside. `floor`: the smallest margin worth
+    /// differences or more than a quarter of k's distance from the nearer end (where the
+    /// counting function bends too much for a line; a sample's pivots are better there), or
+    /// when both aims fall outside. `floor`: the smallest margin worth
     /// aiming at (windows of about 2·floor are finished by copying them out).
     pub(super) fn pivots(&mut self, k: u64, total: u64, floor: u64) -> Option<(f64, f64)> {
         let (below, above) = (self.below?, self.above?);
@@ -127,7 +128,8 @@ impl Known {
             (below.cut.value, below.count),
             (above.cut.value, above.count),
         );
-        if below.0 >= above.0 || width > total / 16 {
+        let edge = k.min(total - k);
+        if below.0 >= above.0 || width > total / 16 || width > edge / 4 {
             return None;
         }
         // The line's error shrinks with the square of the window (its curvature).
@@ -175,8 +177,8 @@ mod tests {
 
     /// A matrix so large that every window here is a small share of it.
     const ALL: u64 = u64::MAX;
-    /// 10^9 differences: k = 512,000 lies 512,000 from the nearer end.
-    const BILLION: u64 = 1_024_000_000;
+    /// Counts start here, so that k lies far from both ends of `ALL`.
+    const BASE: u64 = 1 << 40;
 
     fn bound(value: f64, count: u64) -> Option<Bound> {
         Some(Bound {
@@ -188,39 +190,59 @@ mod tests {
         })
     }
 
+    /// Bounds 0 and 1024 holding counts BASE and BASE + 1,024,000, with a miss of 0 seen.
+    fn thousand_wide() -> Known {
+        Known {
+            below: bound(0.0, BASE),
+            above: bound(1024.0, BASE + 1_024_000),
+            aim: None,
+            miss: Some((0, 1)),
+        }
+    }
+
     #[test]
     fn no_pivots_until_the_target_is_bracketed() {
+        let k = BASE + 50;
         let mut known = Known::default();
-        assert_eq!(known.pivots(50, ALL, 1), None);
-        known.learn(50, (1.0, 2.0), (10, 20));
-        assert_eq!(known.pivots(50, ALL, 1), None);
-        known.learn(50, (3.0, 4.0), (90, 100));
-        assert!(known.pivots(50, ALL, 1).is_some());
+        assert_eq!(known.pivots(k, ALL, 1), None);
+        known.learn(k, (1.0, 2.0), (BASE + 10, BASE + 20));
+        assert_eq!(known.pivots(k, ALL, 1), None);
+        known.learn(k, (3.0, 4.0), (BASE + 90, BASE + 100));
+        assert!(known.pivots(k, ALL, 1).is_some());
     }
 
     #[test]
     fn pivots_lie_on_the_line_around_the_target() {
-        let mut known = Known::default();
-        known.learn(512_000, (0.0, 1024.0), (0, 1_024_000));
-        // No miss seen: expected 1,024,000·(1,024,000/512,000)/32 = 64,000, margin 256,000.
-        assert_eq!(known.pivots(512_000, BILLION, 1), Some((256.0, 768.0)));
-        // A larger floor widens the aim.
+        let mut known = thousand_wide();
+        // Margin 256,000 (the floor): ranks 256,000 and 768,000 into the window.
         assert_eq!(
-            known.pivots(512_000, BILLION, 300_000),
+            known.pivots(BASE + 512_000, ALL, 256_000),
+            Some((256.0, 768.0))
+        );
+        assert_eq!(
+            known.pivots(BASE + 512_000, ALL, 300_000),
             Some((212.0, 812.0))
         );
     }
 
     #[test]
+    fn a_first_line_allows_for_the_bend_near_an_end() {
+        // 1,024,000·(1,024,000/512,000)/32 = 64,000.
+        assert_eq!(first_guess(512_000, 1_024_000_000, 1_024_000), 64_000);
+        // The same window about the middle: 1,024,000·(1,024,000/512,000,000)/32 = 64.
+        assert_eq!(first_guess(512_000_000, 1_024_000_000, 1_024_000), 64);
+    }
+
+    #[test]
     fn the_margin_follows_the_last_miss_scaled_with_the_square_of_the_window() {
-        let mut known = Known::default();
-        known.learn(512_000, (0.0, 1024.0), (0, 1_024_000));
-        let _ = known.pivots(512_000, BILLION, 1); // aims at 256,000 and 768,000
+        let k = BASE + 512_000;
+        let mut known = thousand_wide();
+        let _ = known.pivots(k, ALL, 256_000); // aims at 256,000 and 768,000 in
         // 1,000 and 2,000 off; the window is about what was aimed at: no ties.
-        assert!(!known.learn(512_000, (256.0, 768.0), (255_000, 770_000)));
+        assert!(!known.learn(k, (256.0, 768.0), (BASE + 255_000, BASE + 770_000)));
         assert_eq!(known.miss, Some((2_000, 1_024_000)));
         // Window 515,000: expected 2,000·(515/1,024)² = 505, margin 2,020.
-        let (a, b) = known.pivots(512_000, BILLION, 1).unwrap();
+        let (a, b) = known.pivots(k, ALL, 1).unwrap();
         let rank = |v: f64| 255_000.0 + (v - 256.0) / 512.0 * 515_000.0;
         assert!((rank(a) - 509_980.0).abs() < 1e-6, "{}", rank(a));
         assert!((rank(b) - 514_020.0).abs() < 1e-6, "{}", rank(b));
@@ -229,53 +251,53 @@ mod tests {
     #[test]
     fn a_side_aimed_outside_the_window_keeps_its_known_bound() {
         let mut known = Known {
-            below: bound(0.0, 0),
-            above: bound(100.0, 100),
+            below: bound(0.0, BASE),
+            above: bound(100.0, BASE + 100),
             aim: None,
             miss: Some((0, 100)),
         };
         // Margin 20 (the floor): k − 20 is below the window, k + 20 = 30 on the line.
-        assert_eq!(known.pivots(10, ALL, 20), Some((0.0, 30.0)));
+        assert_eq!(known.pivots(BASE + 10, ALL, 20), Some((0.0, 30.0)));
         // Both sides outside: no pivots.
-        assert_eq!(known.pivots(50, ALL, 60), None);
+        assert_eq!(known.pivots(BASE + 50, ALL, 60), None);
     }
 
     #[test]
     fn a_window_over_a_sixteenth_of_all_differences_gets_no_line() {
         let mut known = Known::default();
-        known.learn(500, (0.0, 10.0), (0, 1000));
-        assert!(known.pivots(500, 16_000, 1).is_some());
-        assert_eq!(known.pivots(500, 15_999, 1), None);
+        known.learn(8_000, (0.0, 10.0), (7_500, 8_500));
+        assert!(known.pivots(8_000, 16_000, 1).is_some());
+        assert_eq!(known.pivots(8_000, 15_999, 1), None);
+    }
+
+    #[test]
+    fn a_window_over_a_quarter_of_the_way_to_the_nearer_end_gets_no_line() {
+        let mut known = Known::default();
+        known.learn(4_000, (0.0, 10.0), (3_500, 4_500));
+        assert!(known.pivots(4_000, ALL, 1).is_some());
+        let mut known = Known::default();
+        known.learn(3_000, (0.0, 10.0), (2_500, 3_500));
+        assert_eq!(known.pivots(3_000, ALL, 1), None);
     }
 
     #[test]
     fn ties_are_a_bracket_far_wider_than_aimed_or_a_gap() {
-        let mut known = Known {
-            below: bound(0.0, 0),
-            above: bound(1024.0, 1_024_000),
-            aim: None,
-            miss: Some((0, 1)),
-        };
-        assert_eq!(known.pivots(512_000, BILLION, 1_000), Some((511.0, 513.0)));
+        let k = BASE + 512_000;
+        let mut known = thousand_wide();
+        assert_eq!(known.pivots(k, ALL, 1_000), Some((511.0, 513.0)));
         // Both counts jump far past their aim, to one block of equal differences around k.
-        assert!(known.learn(512_000, (511.0, 513.0), (400_000, 600_000)));
+        assert!(known.learn(k, (511.0, 513.0), (BASE + 400_000, BASE + 600_000)));
         // Window 200,000, last miss 111,000 at 1,024,000: expected 4,234, margin 16,936.
-        let _ = known.pivots(512_000, BILLION, 1_000).unwrap();
-        assert!(!known.learn(512_000, (511.5, 512.5), (495_000, 529_000)));
-        let fresh = || Known {
-            below: bound(0.0, 0),
-            above: bound(1024.0, 1_024_000),
-            aim: None,
-            miss: Some((0, 1)),
-        };
+        let _ = known.pivots(k, ALL, 1_000).unwrap();
+        assert!(!known.learn(k, (511.5, 512.5), (BASE + 495_000, BASE + 529_000)));
         // A miss to one side: the line bent, no ties.
-        let mut known = fresh();
-        let (a, b) = known.pivots(512_000, BILLION, 1_000).unwrap();
-        assert!(!known.learn(512_000, (a, b), (505_000, 508_000)));
+        let mut known = thousand_wide();
+        let (a, b) = known.pivots(k, ALL, 1_000).unwrap();
+        assert!(!known.learn(k, (a, b), (BASE + 505_000, BASE + 508_000)));
         // No difference between the two pivots: a gap between blocks of equal ones.
-        let mut known = fresh();
-        let (a, b) = known.pivots(512_000, BILLION, 1_000).unwrap();
-        assert!(known.learn(512_000, (a, b), (510_000, 510_000)));
+        let mut known = thousand_wide();
+        let (a, b) = known.pivots(k, ALL, 1_000).unwrap();
+        assert!(known.learn(k, (a, b), (BASE + 510_000, BASE + 510_000)));
     }
 
     #[test]

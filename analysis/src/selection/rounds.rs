@@ -88,7 +88,8 @@ pub(super) fn select(d: &Differences<'_>, ranks: &[u64]) -> Option<Vec<(f64, Opt
 /// The first round for several targets at once: pivots from a sample of the whole matrix,
 /// below the smallest rank and above the largest; the pass that counts them also samples the
 /// differences between them, and when both pivots bracket every target (the usual case) that
-/// sample gives each target its first pivots of its own.
+/// sample gives each target its first pivots of its own. Targets too far apart for a shared
+/// window take their first pivots from the first sample.
 fn shared_rounds(d: &Differences<'_>, targets: &mut [Target], work: &mut Work) -> Option<()> {
     let first = targets.iter().map(|t| t.k).min()?;
     let last = targets.iter().map(|t| t.k).max()?;
@@ -96,7 +97,16 @@ fn shared_rounds(d: &Differences<'_>, targets: &mut [Target], work: &mut Work) -
     let (a, b) = pick_bracket(&mut work.values, (0, d.count()), first, last)?;
     // The sample's share between the pivots estimates the window's size.
     let inside = work.values.iter().filter(|&&v| a < v && v < b).count() as f64;
-    let estimate = (d.count() as f64 * inside / work.values.len() as f64) as u64;
+    let share = inside / work.values.len() as f64;
+    if share > 0.5 {
+        // Ranks far apart (in both tails): a shared window would keep most of the matrix, so
+        // each target takes its own first pivots from the sample instead.
+        for t in targets.iter_mut() {
+            t.pivots = bracket_from_sample(&mut work.values, (0, d.count()), t.k);
+        }
+        return Some(());
+    }
+    let estimate = (d.count() as f64 * share) as u64;
     let size = sample_size(d);
     let want = Want::Sample {
         step: estimate.max(1) as f64 / size as f64,

@@ -22,8 +22,9 @@ struct Target {
     /// ties call for a sample's pivots first) the weighted median is the next pivot, which
     /// removes at least a quarter, so the rounds stay O(log nm) on any data.
     stalled: u8,
-    /// An interpolated round met ties (see `Known::learn`): from then on a sample's pivots,
-    /// which are differences themselves and can split blocks of equal ones.
+    /// Ties were seen (a sample whose pivots repeat, or a line that met them: see
+    /// `Known::learn`): from then on a sample's pivots, which are differences themselves and
+    /// can split blocks of equal ones.
     tied: bool,
     /// The k-th difference and, when known, the (k+1)-th.
     found: Option<(f64, Option<f64>)>,
@@ -109,8 +110,8 @@ fn shared_rounds(d: &Differences<'_>, targets: &mut [Target], work: &mut Work) -
     let estimate = (d.count() as f64 * share) as u64;
     let size = sample_size(d);
     let want = Want::Sample {
-        step: estimate.max(1) as f64 / size as f64,
-        size: 4 * size,
+        step: (estimate as f64 / size as f64).max(1.0),
+        size: SAMPLE_ROOM * size,
         seed: first ^ last ^ 1,
     };
     let [outcome] = pass(d, [(a, b)], [want]);
@@ -124,13 +125,23 @@ fn shared_rounds(d: &Differences<'_>, targets: &mut [Target], work: &mut Work) -
     let open = targets
         .iter()
         .all(|t| t.found.is_none() && t.known.window() == shared);
-    if exact && open && !work.values.is_empty() {
+    if exact && open && complete(&work.values, d) {
         for t in targets.iter_mut() {
             let window = (sums.0, sums.1 - sums.0);
             t.pivots = bracket_from_sample(&mut work.values, window, t.k);
         }
     }
     Some(())
+}
+
+/// A pass's sample stops at this many times the sample size (its step comes from an
+/// estimate of the window, which ties can throw far off).
+const SAMPLE_ROOM: u64 = 4;
+
+/// Whether a pass's sample can be used: not empty, and short of its size (a sample that
+/// reached it stopped before the last rows; see [`Want::Sample`]).
+fn complete(sample: &[f64], d: &Differences<'_>) -> bool {
+    !sample.is_empty() && (sample.len() as u64) < SAMPLE_ROOM * sample_size(d)
 }
 
 /// Runs rounds until every target is found.
@@ -238,7 +249,7 @@ fn choose_pivots(
     let size = sample_size(d);
     let want = Want::Sample {
         step: (inside as f64 / size as f64).max(1.0),
-        size: 4 * size,
+        size: SAMPLE_ROOM * size,
         seed: t.k ^ inside,
     };
     Some((pivots, if again { want } else { Want::Nothing }))
@@ -298,8 +309,7 @@ fn round(d: &Differences<'_>, group: &mut [&mut Target], work: &mut Work) -> Opt
         }
         if let Some(mut between) = outcome.between {
             t.found = Some(select_rank(&mut between, t.k - sum.0)?);
-        } else if !outcome.sample.is_empty() && (outcome.sample.len() as u64) < 4 * sample_size(d) {
-            // (A sample that reached its size stopped before the last rows: not taken.)
+        } else if complete(&outcome.sample, d) {
             let mut sample = outcome.sample;
             t.pivots = bracket_from_sample(&mut sample, (sum.0, sum.1 - sum.0), t.k);
         }

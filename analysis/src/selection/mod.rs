@@ -52,56 +52,56 @@ pub struct Differences<'a> {
 const PAD: usize = 8;
 
 /// Moves a staircase pointer left (from a count of columns j) while the difference at its
-/// left exceeds `p`. The [`PAD`] columns left of it are compared at once, not one after the
-/// other (the compiler makes vector comparisons of them): a row's differences grow along
-/// it, so the comparisons that hold are the leading ones and their number is the move; only
-/// a move of all eight continues in a loop. This keeps the dependent chain from one row to
-/// the next short (the usual move is about m/n columns) and the loop's branch almost always
-/// predicted (eight columns took the bench's passes from 3.2 to 1.9 ms against three; four
-/// were a little slower, sixteen slower still). The comparisons are those of the brute-force
-/// definition, on the computed difference.
+/// left is not counted by the cut at `p` (counted: `≤ p`, or `< p` when `STRICT`), giving the
+/// cut's column count in row `xi`. The [`PAD`] columns left of it are compared at once, not
+/// one after the other (the compiler makes vector comparisons of them): a row's differences
+/// grow along it, so the comparisons that hold are the leading ones and their number is the
+/// move; only a move of all eight continues in a loop. This keeps the dependent chain from one
+/// row to the next short (the usual move is about m/n columns) and the loop's branch almost
+/// always predicted (eight columns took the bench's passes from 3.2 to 1.9 ms against three;
+/// four were a little slower, sixteen slower still). The comparisons are those of the
+/// brute-force definition, on the computed difference.
 #[inline(always)]
-fn walk_gt(xi: f64, y_pad: &[f64], j: usize, p: f64) -> usize {
+fn walk<const STRICT: bool>(xi: f64, y_pad: &[f64], j: usize, p: f64) -> usize {
     let left = &y_pad[j..j + PAD];
-    let steps: usize = left.iter().map(|&y| usize::from(xi - y > p)).sum();
+    let steps: usize = left
+        .iter()
+        .map(|&y| usize::from(beyond::<STRICT>(xi - y, p)))
+        .sum();
     if steps == PAD {
-        walk_gt_on(xi, y_pad, j - steps, p)
+        walk_on::<STRICT>(xi, y_pad, j - steps, p)
     } else {
         j - steps
     }
 }
 
-/// The rest of a long [`walk_gt`], out of line: a loop inside would keep the compiler from
+/// The rest of a long [`walk`], out of line: a loop inside would keep the compiler from
 /// unrolling the passes' loops over targets (only innermost loops are unrolled).
 #[cold]
 #[inline(never)]
-fn walk_gt_on(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
-    while xi - y_pad[j + PAD - 1] > p {
+fn walk_on<const STRICT: bool>(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
+    while beyond::<STRICT>(xi - y_pad[j + PAD - 1], p) {
         j -= 1;
     }
     j
 }
 
-/// Like [`walk_gt`] for differences at or above `p`.
+/// Whether difference `d` lies beyond the cut at `p`: above it, or at it too when `STRICT`.
+#[inline(always)]
+fn beyond<const STRICT: bool>(d: f64, p: f64) -> bool {
+    if STRICT { d >= p } else { d > p }
+}
+
+/// The column count of `#{d ≤ p}` in row `xi` (see [`walk`]).
+#[inline(always)]
+fn walk_gt(xi: f64, y_pad: &[f64], j: usize, p: f64) -> usize {
+    walk::<false>(xi, y_pad, j, p)
+}
+
+/// The column count of `#{d < p}` in row `xi` (see [`walk`]).
 #[inline(always)]
 fn walk_ge(xi: f64, y_pad: &[f64], j: usize, p: f64) -> usize {
-    let left = &y_pad[j..j + PAD];
-    let steps: usize = left.iter().map(|&y| usize::from(xi - y >= p)).sum();
-    if steps == PAD {
-        walk_ge_on(xi, y_pad, j - steps, p)
-    } else {
-        j - steps
-    }
-}
-
-/// The rest of a long [`walk_ge`] (see [`walk_gt_on`]).
-#[cold]
-#[inline(never)]
-fn walk_ge_on(xi: f64, y_pad: &[f64], mut j: usize, p: f64) -> usize {
-    while xi - y_pad[j + PAD - 1] >= p {
-        j -= 1;
-    }
-    j
+    walk::<true>(xi, y_pad, j, p)
 }
 
 impl<'a> Differences<'a> {

@@ -267,30 +267,12 @@ fn read_sides<'t>(metrics: &[RawMetric<'t>]) -> Vec<[Side<'t>; 2]> {
         .iter()
         .flat_map(|m| [m.control.get(), m.experiment.get()])
         .collect();
-    let total: usize = texts.iter().map(|s| s.len()).sum();
-    // Greedy split by size: each side goes to the lighter of the two halves.
-    let (mut first, mut second) = (Vec::new(), Vec::new());
-    let (mut first_bytes, mut second_bytes) = (0, 0);
-    for (i, side) in texts.iter().enumerate() {
-        if first_bytes <= second_bytes {
-            first.push(i);
-            first_bytes += side.len();
-        } else {
-            second.push(i);
-            second_bytes += side.len();
-        }
-    }
-    let read = |part: &[usize]| -> Vec<(usize, Option<Vec<f64>>)> {
-        part.iter()
-            .map(|&i| (i, crate::json_samples::sample_array(texts[i])))
-            .collect()
-    };
-    let (a, b) =
-        crate::parallel::join_if(total >= PARALLEL_BYTES, || read(&second), || read(&first));
-    let mut values: Vec<Option<Vec<f64>>> = vec![None; texts.len()];
-    for (i, read) in a.into_iter().chain(b) {
-        values[i] = read;
-    }
+    let values = crate::parallel::map_split(
+        &texts,
+        |text| text.len(),
+        PARALLEL_BYTES,
+        |text| crate::json_samples::sample_array(text),
+    );
     let mut values = values.into_iter();
     metrics
         .iter()

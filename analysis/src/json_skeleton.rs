@@ -114,34 +114,15 @@ const PARALLEL_BYTES: usize = 256 * 1024;
 
 /// Each span's values, read by [`crate::json_samples::read_array`], which must end exactly
 /// at the span's end; `None` if any is declined. Large inputs are split between two threads
-/// by size (each span whole, to the lighter half).
+/// by size.
 fn read_all(text: &str, spans: &[Range<usize>]) -> Option<Vec<Vec<f64>>> {
-    let (mut first, mut second) = (Vec::new(), Vec::new());
-    let (mut first_bytes, mut second_bytes) = (0, 0);
-    for (i, span) in spans.iter().enumerate() {
-        if first_bytes <= second_bytes {
-            first.push(i);
-            first_bytes += span.len();
-        } else {
-            second.push(i);
-            second_bytes += span.len();
-        }
-    }
-    let read = |part: &[usize]| -> Option<Vec<(usize, Vec<f64>)>> {
-        part.iter()
-            .map(|&i| {
-                let (values, end) = crate::json_samples::read_array(text, spans[i].start)?;
-                (end == spans[i].end).then_some((i, values))
-            })
-            .collect()
+    let read = |span: &Range<usize>| {
+        let (values, end) = crate::json_samples::read_array(text, span.start)?;
+        (end == span.end).then_some(values)
     };
-    let parallel = first_bytes + second_bytes >= PARALLEL_BYTES;
-    let (a, b) = crate::parallel::join_if(parallel, || read(&second), || read(&first));
-    let mut values = vec![Vec::new(); spans.len()];
-    for (i, read) in a?.into_iter().chain(b?) {
-        values[i] = read;
-    }
-    Some(values)
+    crate::parallel::map_split(spans, Range::len, PARALLEL_BYTES, read)
+        .into_iter()
+        .collect()
 }
 
 fn build(text: &str, spans: Vec<(Range<usize>, Vec<f64>)>) -> Skeleton {

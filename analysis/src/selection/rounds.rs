@@ -108,20 +108,14 @@ fn shared_rounds(d: &Differences<'_>, targets: &mut [Target], work: &mut Work) -
         return Some(());
     }
     let estimate = (d.count() as f64 * share) as u64;
-    let size = sample_size(d);
-    let want = Want::Sample {
-        step: (estimate as f64 / size as f64).max(1.0),
-        size: SAMPLE_ROOM * size,
-        seed: first ^ last ^ 1,
-    };
-    let [outcome] = pass(d, [(a, b)], [want]);
+    let [outcome] = pass(d, [(a, b)], [sample_between(d, estimate, first ^ last ^ 1)]);
     let sums = outcome.sums;
     work.values = outcome.sample;
     for t in targets.iter_mut() {
         t.learn(d, (a, b), sums);
     }
     let shared = targets[0].known.window();
-    let exact = shared.below_count() == sums.0 && shared.candidates(d) == sums.1 - sums.0;
+    let exact = shared.is_between(d, sums);
     let open = targets
         .iter()
         .all(|t| t.found.is_none() && t.known.window() == shared);
@@ -246,13 +240,24 @@ fn choose_pivots(
     } = sampled;
     t.tied |= tied;
     let again = t.tied || inside > d.count() / 16;
-    let size = sample_size(d);
-    let want = Want::Sample {
-        step: (inside as f64 / size as f64).max(1.0),
-        size: SAMPLE_ROOM * size,
-        seed: t.k ^ inside,
+    let want = if again {
+        sample_between(d, inside, t.k ^ inside)
+    } else {
+        Want::Nothing
     };
-    Some((pivots, if again { want } else { Want::Nothing }))
+    Some((pivots, want))
+}
+
+/// A pass's sample of the differences between a target's pivots, about `estimate` of them:
+/// one in every estimate / sample size (at least every one), up to [`SAMPLE_ROOM`] times the
+/// sample size.
+fn sample_between(d: &Differences<'_>, estimate: u64, seed: u64) -> Want {
+    let size = sample_size(d);
+    Want::Sample {
+        step: (estimate as f64 / size as f64).max(1.0),
+        size: SAMPLE_ROOM * size,
+        seed,
+    }
 }
 
 /// Pivots bracketing rank k from a sample of a window (`span`: the differences below it and
@@ -302,9 +307,7 @@ fn round(d: &Differences<'_>, group: &mut [&mut Target], work: &mut Work) -> Opt
     for ((t, &p), outcome) in group.iter_mut().zip(&pivots).zip(outcomes) {
         let sum = outcome.sums;
         t.learn(d, p, sum);
-        let window = t.known.window();
-        let exact = window.below_count() == sum.0 && t.known.above_count() == Some(sum.1);
-        if t.found.is_some() || !exact {
+        if t.found.is_some() || !t.known.window().is_between(d, sum) {
             continue;
         }
         if let Some(mut between) = outcome.between {

@@ -54,6 +54,13 @@ impl Window {
         self.above.map_or(d.count(), |b| b.count) - self.below_count()
     }
 
+    /// Whether the window holds exactly the differences strictly between a pass's pivots,
+    /// whose counts were `(#{d ≤ a}, #{d < b})`: then what the pass took out of them (a copy,
+    /// a sample) is the window's.
+    pub(super) fn is_between(&self, d: &Differences<'_>, (le_a, lt_b): (u64, u64)) -> bool {
+        self.below_count() == le_a && self.candidates(d) == lt_b.saturating_sub(le_a)
+    }
+
     /// Each row's window `[l, h)` of columns, in row order.
     pub(super) fn rows<'a>(
         self,
@@ -104,6 +111,8 @@ mod tests {
         let rows: Vec<_> = window.rows(&d).collect();
         assert_eq!(rows, vec![(2, 3), (1, 3), (0, 1)]);
         assert_eq!(window.candidates(&d), 4);
+        assert!(window.is_between(&d, (3, 7)));
+        assert!(!window.is_between(&d, (3, 8)));
         let all: Vec<_> = Window::default().rows(&d).collect();
         assert_eq!(all, vec![(0, 3); 3]);
     }
